@@ -1,0 +1,90 @@
+// Tokenizers: byte-level BPE (GPT-2 / Llama 3 / Qwen style) today; SentencePiece and WordPiece
+// later. Loaded from GGUF metadata, from a tokenizer.json (with tokenizer_config.json beside it),
+// or from a Hugging Face model folder.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slm::gguf {
+class File;
+class Writer;
+}  // namespace slm::gguf
+
+namespace slm {
+
+// As GGUF's tokenizer.ggml.token_type numbers them.
+enum class TokenType : int32_t {
+  undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6,
+};
+
+// Everything a tokenizer is made from, whichever file it came from. This is also what
+// `slm convert` writes into GGUF metadata (tokenizer.ggml.*).
+struct TokenizerData {
+  std::string model = "gpt2";        // tokenizer.ggml.model: "gpt2" = byte-level BPE
+  std::string pre = "default";       // tokenizer.ggml.pre: "llama-bpe", "qwen2", "gpt-2", "smollm", "deepseek-r1-qwen", ...
+  std::string pattern;               // pre-tokenizer regex(es); empty: the table entry for `pre`
+  std::vector<std::string> tokens;   // token text as stored (byte-level BPE: the byte-to-unicode form)
+  std::vector<TokenType> types;      // same length as tokens
+  std::vector<std::string> merges;   // "left right", by rank
+  int32_t bos_id = -1;
+  int32_t eos_id = -1;
+  int32_t pad_id = -1;
+  int32_t unk_id = -1;
+  std::vector<int32_t> eog_ids;      // every id that ends generation (eos, <|eot_id|>, <|im_end|>, ...)
+  bool add_bos = false;
+  bool add_eos = false;
+  std::string chat_template;         // tokenizer.chat_template, empty if none
+};
+
+class Tokenizer {
+ public:
+  explicit Tokenizer(TokenizerData data);
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+
+  // `path`: a GGUF file, a folder with tokenizer.json, or a bare tokenizer.json.
+  static Tokenizer load(const std::string& path);
+  static TokenizerData data_from_gguf(const gguf::File& file);
+  // Reads tokenizer.json and, if present beside it, tokenizer_config.json (add_bos_token,
+  // chat_template, eos_token, ...).
+  static TokenizerData data_from_tokenizer_json(const std::string& path);
+  static void write_gguf(const TokenizerData& data, gguf::Writer& writer);
+
+  // add_special: add BOS/EOS as the tokenizer's configuration says.
+  // parse_special: text of special/added tokens becomes their id (else it is tokenized as text).
+  std::vector<int32_t> encode(std::string_view text, bool add_special = true, bool parse_special = true) const;
+  // Concatenated bytes of the tokens; control tokens are dropped when skip_special. The result may
+  // hold invalid UTF-8 (a token can be part of a character); use StreamDecoder for display.
+  std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
+  std::string token_bytes(int32_t id) const;  // the raw bytes a token stands for
+  size_t vocab_size() const;
+  bool is_eog(int32_t id) const;
+  bool is_control(int32_t id) const;
+  const TokenizerData& data() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Turns a stream of token ids into text that is always valid UTF-8: bytes of an incomplete
+// character are held back until the character completes.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = true);
+  std::string push(int32_t id);
+  std::string flush();  // what is held back, invalid bytes replaced by U+FFFD
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  std::string pending_;
+};
+
+}  // namespace slm
