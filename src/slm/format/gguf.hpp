@@ -33,15 +33,23 @@ struct Value {
   ValueType type = ValueType::u8;
   std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<Array>> data;
 
+  static Value of_u8(uint8_t v);
+  static Value of_i8(int8_t v);
+  static Value of_u16(uint16_t v);
+  static Value of_i16(int16_t v);
   static Value of_u32(uint32_t v);
   static Value of_i32(int32_t v);
   static Value of_u64(uint64_t v);
+  static Value of_i64(int64_t v);
   static Value of_f32(float v);
+  static Value of_f64(double v);
   static Value of_bool(bool v);
   static Value of_string(std::string v);
   static Value of_strings(const std::vector<std::string>& v);
   static Value of_i32s(const std::vector<int32_t>& v);
   static Value of_f32s(const std::vector<float>& v);
+  // An array of `element_type` holding `items` (each must be of that type; checked by Writer::set).
+  static Value of_array(ValueType element_type, std::vector<Value> items);
 
   bool is_integer() const;  // any of u8..i64
   bool is_float() const;    // f32 or f64
@@ -55,7 +63,11 @@ struct Value {
   std::vector<int64_t> as_ints() const;         // array of integers
   std::vector<float> as_floats() const;         // array of f32/f64/integers
   std::string to_display(size_t max_items = 8) const;  // short human form for `slm info`
+  bool operator==(const Value& other) const;  // deep comparison (arrays by content)
 };
+
+// "u8", "i32", "string", "array", ... as the GGUF specification names the value types.
+std::string_view value_type_name(ValueType type);
 
 struct TensorInfo {
   std::string name;
@@ -72,6 +84,7 @@ struct Limits {
   uint64_t max_metadata_items = 1u << 16;
   uint64_t max_tensors = 1u << 20;
   uint32_t max_dims = 4;
+  uint32_t max_array_depth = 8;               // arrays of arrays nest at most this deep
 };
 
 class File {
@@ -100,6 +113,7 @@ class File {
   const std::string& path() const { return path_; }
 
  private:
+  static File parse_named(const uint8_t* bytes, size_t size, const Limits& limits, const std::string& source);
   std::shared_ptr<MappedFile> mapping_;
   const uint8_t* bytes_ = nullptr;
   size_t size_ = 0;

@@ -19,7 +19,7 @@ struct TensorInfo {
   std::string name;
   DType type = DType::F32;         // F32, F16 or BF16 (others: Error(unsupported) at open)
   std::vector<uint64_t> shape;     // outermost first, as safetensors/PyTorch store it
-  const uint8_t* data = nullptr;   // inside the mapping of its file
+  const uint8_t* data = nullptr;   // inside the mapping of its file; may be unaligned (use memcpy)
   uint64_t n_bytes = 0;
 };
 
@@ -40,6 +40,7 @@ class Archive {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(std::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }  // "__metadata__"
+  size_t n_files() const { return mappings_.size(); }  // files mapped (each shard once)
 
  private:
   std::vector<std::shared_ptr<MappedFile>> mappings_;
