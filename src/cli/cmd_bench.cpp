@@ -1,0 +1,138 @@
+// slm bench MODEL [-p 512 -n 128 -r 5] [--json]: prompt processing and generation speed.
+#include <fmt/format.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common.hpp"
+#include "slm/util/error.hpp"
+#include "slm/backend/cpu/matmul.hpp"
+#include "slm/engine/session.hpp"
+#include "slm/util/timing.hpp"
+
+namespace slm::cli {
+namespace {
+struct BenchArgs {
+  std::string model;
+  int64_t n_prompt = 512;
+  int64_t n_gen = 128;
+  int repetitions = 5;
+  int threads = 0;
+  bool json = false;
+  bool no_bandwidth = false;
+};
+
+struct Series {
+  std::vector<double> tokens_per_s;
+  double median() const {
+    auto v = tokens_per_s;
+    std::sort(v.begin(), v.end());
+    if (v.empty()) return 0.0;
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  }
+  double min() const { return tokens_per_s.empty() ? 0.0 : *std::min_element(tokens_per_s.begin(), tokens_per_s.end()); }
+  double max() const { return tokens_per_s.empty() ? 0.0 : *std::max_element(tokens_per_s.begin(), tokens_per_s.end()); }
+};
+
+size_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return size_t(usage.ru_maxrss) * 1024;
+}
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation tokens/s");
+  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens per run (0: skip)")->capture_default_str();
+  cmd->add_option("-n,--n-gen", args->n_gen, "Generated tokens per run (0: skip)")->capture_default_str();
+  cmd->add_option("-r,--repetitions", args->repetitions, "Runs of each test (the median is reported)")->capture_default_str();
+  cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  cmd->add_flag("--no-bandwidth", args->no_bandwidth, "Skip measuring the memory read bandwidth");
+  return {cmd, [args]() {
+            set_threads(args->threads);
+            if (args->repetitions <= 0) fail(ErrorKind::invalid_argument, "-r must be positive, found {}", args->repetitions);
+            if (args->n_prompt < 0 || args->n_gen < 0) fail(ErrorKind::invalid_argument, "-p and -n must be >= 0");
+            auto model = load_model(args->model);
+            const ModelConfig& c = model->config();
+            SessionOptions so;
+            so.n_ctx = std::max<int64_t>(std::max(args->n_prompt, args->n_gen), 1);
+            so.n_batch = std::max<int64_t>(args->n_prompt, 1);
+            Session session(model, so);
+            std::mt19937 rng(1234);
+            std::uniform_int_distribution<int32_t> pick(0, int32_t(c.vocab_size - 1));
+            std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+            Series pp, tg;
+            // One warm-up of each test, then the counted runs.
+            for (int r = -1; r < args->repetitions; ++r) {
+              if (args->n_prompt > 0) {
+                std::vector<int32_t> tokens(static_cast<size_t>(args->n_prompt));
+                for (auto& t : tokens) t = pick(rng);
+                session.reset();
+                Stopwatch clock;
+                session.forward(tokens, logits.data(), false);
+                const double s = clock.seconds();
+                if (r >= 0) pp.tokens_per_s.push_back(double(args->n_prompt) / s);
+              }
+              if (args->n_gen > 0) {
+                session.reset();
+                int32_t token = pick(rng);
+                Stopwatch clock;
+                for (int64_t i = 0; i < args->n_gen; ++i) {
+                  session.forward(std::span<const int32_t>(&token, 1), logits.data(), false);
+                  token = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+                }
+                const double s = clock.seconds();
+                if (r >= 0) tg.tokens_per_s.push_back(double(args->n_gen) / s);
+              }
+            }
+            const double bytes_per_token = double(model->weight_bytes_per_token());
+            const double weight_gbps = tg.median() * bytes_per_token / 1e9;
+            const double bandwidth = args->no_bandwidth ? 0.0 : cpu::measure_read_bandwidth() / 1e9;
+            const size_t peak = peak_rss_bytes();
+            const int threads = omp_get_max_threads();
+            if (args->json) {
+              nlohmann::json out;
+              out["model"] = model->path();
+              out["arch"] = c.arch;
+              out["threads"] = threads;
+              out["isa"] = cpu::isa_name(cpu::detect_isa());
+              out["weight_bytes_per_token"] = bytes_per_token;
+              out["peak_rss_bytes"] = peak;
+              if (args->n_prompt > 0) out["pp"] = {{"n", args->n_prompt}, {"tokens_per_s", pp.median()}, {"runs", pp.tokens_per_s}};
+              if (args->n_gen > 0) {
+                out["tg"] = {{"n", args->n_gen}, {"tokens_per_s", tg.median()}, {"runs", tg.tokens_per_s}};
+                out["weight_gb_per_s"] = weight_gbps;
+              }
+              if (bandwidth > 0) {
+                out["read_bandwidth_gb_per_s"] = bandwidth;
+                if (args->n_gen > 0) out["bandwidth_fraction"] = weight_gbps / bandwidth;
+              }
+              std::cout << out.dump(2) << "\n";
+              return 0;
+            }
+            std::cout << fmt::format("model: {} ({}, {}), {} threads, {}\n", model->path(), c.arch, model->format(),
+                                     threads, cpu::isa_name(cpu::detect_isa()));
+            std::cout << fmt::format("| {:8} | {:>10} | {:>10} | {:>10} |\n", "test", "t/s median", "min", "max");
+            if (args->n_prompt > 0)
+              std::cout << fmt::format("| pp{:<6} | {:10.2f} | {:10.2f} | {:10.2f} |\n", args->n_prompt, pp.median(), pp.min(), pp.max());
+            if (args->n_gen > 0)
+              std::cout << fmt::format("| tg{:<6} | {:10.2f} | {:10.2f} | {:10.2f} |\n", args->n_gen, tg.median(), tg.min(), tg.max());
+            std::cout << fmt::format("weights read per token: {:.1f} MiB", bytes_per_token / (1 << 20));
+            if (args->n_gen > 0) std::cout << fmt::format("; at tg: {:.2f} GB/s", weight_gbps);
+            if (bandwidth > 0) {
+              std::cout << fmt::format("; measured read bandwidth {:.2f} GB/s", bandwidth);
+              if (args->n_gen > 0) std::cout << fmt::format(" ({:.0f}% of it)", 100.0 * weight_gbps / bandwidth);
+            }
+            std::cout << fmt::format("\npeak memory: {:.1f} MiB\n", double(peak) / (1 << 20));
+            return 0;
+          }};
+}
+
+}  // namespace slm::cli

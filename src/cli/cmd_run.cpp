@@ -1,0 +1,86 @@
+// slm run MODEL --prompt "..." : stream generated text to stdout, speeds to stderr.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "common.hpp"
+#include "slm/util/error.hpp"
+#include "slm/engine/generate.hpp"
+
+namespace slm::cli {
+namespace {
+struct RunArgs {
+  std::string model;
+  std::string prompt;
+  std::string prompt_file;
+  int64_t n_predict = 128;
+  int64_t ctx = 4096;
+  int threads = 0;
+  bool no_special = false;
+  bool echo = false;
+  SamplerOptions sampling;
+  int64_t seed = -1;
+};
+}  // namespace
+
+Command add_run(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt, streamed to stdout");
+  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("-p,--prompt", args->prompt, "Prompt text");
+  cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file");
+  cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-c,--ctx", args->ctx, "Context size (tokens)")->capture_default_str();
+  cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--temp", args->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", args->sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", args->sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", args->sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", args->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", args->sampling.repeat_last_n, "Tokens the penalties look back over")->capture_default_str();
+  cmd->add_option("--presence-penalty", args->sampling.presence_penalty, "Presence penalty")->capture_default_str();
+  cmd->add_option("--frequency-penalty", args->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  cmd->add_option("-s,--seed", args->seed, "Random seed (-1: random)");
+  cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens to the prompt");
+  cmd->add_flag("--echo", args->echo, "Print the prompt before the generated text");
+  return {cmd, [args]() {
+            set_threads(args->threads);
+            if (!args->prompt_file.empty()) args->prompt = read_file(args->prompt_file);
+            if (args->n_predict < 0) fail(ErrorKind::invalid_argument, "-n must be >= 0, found {}", args->n_predict);
+            auto model = load_model(args->model);
+            const Tokenizer& tok = require_tokenizer(*model);
+            std::vector<int32_t> prompt = tok.encode(args->prompt, !args->no_special, true);
+            if (prompt.empty()) fail(ErrorKind::invalid_argument, "the prompt is empty and the model adds no BOS token");
+            SessionOptions so;
+            so.n_ctx = args->ctx;
+            Session session(model, so);
+            if (int64_t(prompt.size()) >= session.n_ctx()) {
+              fail(ErrorKind::out_of_range, "the prompt has {} tokens; the context holds {}", prompt.size(), session.n_ctx());
+            }
+            SamplerOptions sampling = args->sampling;
+            sampling.seed = args->seed < 0 ? 0xFFFFFFFFu : uint64_t(args->seed);
+            Sampler sampler(sampling);
+            if (args->echo) std::fwrite(args->prompt.data(), 1, args->prompt.size(), stdout);
+            StreamDecoder decoder(tok);
+            auto stats = generate(session, sampler, prompt, args->n_predict, [&](int32_t token) {
+              const std::string piece = decoder.push(token);
+              std::fwrite(piece.data(), 1, piece.size(), stdout);
+              std::fflush(stdout);
+              return true;
+            });
+            const std::string rest = decoder.flush();
+            std::fwrite(rest.data(), 1, rest.size(), stdout);
+            std::fputc('\n', stdout);
+            std::fflush(stdout);
+            std::cerr << fmt::format(
+                "\nprompt: {} tokens in {:.3f} s ({:.2f} tokens/s); generation: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
+                stats.prompt_tokens, stats.prompt_seconds,
+                stats.prompt_seconds > 0 ? double(stats.prompt_tokens) / stats.prompt_seconds : 0.0,
+                stats.generated_tokens, stats.generation_seconds,
+                stats.generation_seconds > 0 ? double(stats.generated_tokens) / stats.generation_seconds : 0.0);
+            return 0;
+          }};
+}
+
+}  // namespace slm::cli

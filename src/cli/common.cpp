@@ -1,0 +1,72 @@
+#include "common.hpp"
+
+#include <omp.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "slm/util/error.hpp"
+
+namespace slm::cli {
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::string cleaned;
+  for (char ch : text) cleaned += (ch == '[' || ch == ']' || ch == ',') ? ' ' : ch;
+  std::istringstream in(cleaned);
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || v < 0 || v > INT32_MAX) {
+      fail(ErrorKind::invalid_argument, "expected token ids like 1,2,3; found '{}'", word);
+    }
+    ids.push_back(int32_t(v));
+  }
+  return ids;
+}
+
+std::string ids_to_json(const std::vector<int32_t>& ids) {
+  std::string s = "[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(ids[i]);
+  }
+  return s + "]";
+}
+
+void set_threads(int threads) {
+  if (threads < 0) fail(ErrorKind::invalid_argument, "--threads must be >= 0, found {}", threads);
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+std::shared_ptr<const Model> load_model(const std::string& path) { return Model::load(path); }
+
+const Tokenizer& require_tokenizer(const Model& model) {
+  if (!model.tokenizer()) {
+    fail(ErrorKind::invalid_argument, "model '{}' carries no tokenizer; pass token ids instead (--tokens)", model.path());
+  }
+  return *model.tokenizer();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorKind::io, "cannot open '{}'", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string read_stdin() {
+  std::ostringstream ss;
+  ss << std::cin.rdbuf();
+  return ss.str();
+}
+
+}  // namespace slm::cli

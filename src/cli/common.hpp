@@ -1,0 +1,41 @@
+// Shared pieces of the `slm` subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slm/model/model.hpp"
+
+namespace slm::cli {
+
+// Each subcommand registers itself on the app and returns its runner.
+using Runner = std::function<int()>;
+struct Command {
+  CLI::App* app;
+  Runner run;
+};
+
+Command add_run(CLI::App& app);
+Command add_score(CLI::App& app);
+Command add_tokenize(CLI::App& app);
+Command add_detokenize(CLI::App& app);
+Command add_info(CLI::App& app);
+Command add_convert(CLI::App& app);
+Command add_bench(CLI::App& app);
+
+// "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.
+std::vector<int32_t> parse_ids(const std::string& text);
+std::string ids_to_json(const std::vector<int32_t>& ids);
+// Sets OpenMP's thread count (0: leave the default, one per core).
+void set_threads(int threads);
+std::shared_ptr<const Model> load_model(const std::string& path);
+const Tokenizer& require_tokenizer(const Model& model);
+std::string read_file(const std::string& path);
+std::string read_stdin();
+
+}  // namespace slm::cli

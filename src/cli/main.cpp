@@ -1,0 +1,35 @@
+// slm: one binary, one file per subcommand.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "common.hpp"
+#include "slm/util/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"slm: run small language models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "slm 0.1.0");
+  std::vector<slm::cli::Command> commands = {
+      slm::cli::add_run(app),     slm::cli::add_score(app), slm::cli::add_tokenize(app),
+      slm::cli::add_detokenize(app), slm::cli::add_info(app),  slm::cli::add_convert(app),
+      slm::cli::add_bench(app),
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& c : commands) {
+      if (c.app->parsed()) return c.run();
+    }
+  } catch (const slm::Error& e) {
+    std::cerr << "slm: error: " << e.what() << "\n";
+    return e.kind() == slm::ErrorKind::invalid_argument ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "slm: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

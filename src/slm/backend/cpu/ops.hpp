@@ -1,0 +1,42 @@
+// Element-wise and attention operations of the decoder forward on the CPU (f32 activations).
+#pragma once
+
+#include <cstdint>
+
+namespace slm::cpu {
+
+// y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for n_rows rows of n values (in place allowed).
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
+
+// x[t][i] += bias[i]
+void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n);
+
+// x += y (n values)
+void add(float* x, const float* y, int64_t n);
+
+// gate[i] = silu(gate[i]) * up[i]
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// Rotary embedding of n_heads heads of head_dim values for each of n_rows rows at positions[t].
+// inv_freq has rope_dim/2 values; interleaved rotates pairs (2i, 2i+1), neox pairs (i, i + rope_dim/2).
+void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t rope_dim, const int32_t* positions,
+          const float* inv_freq, bool interleaved);
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t sliding_window = 0;  // 0: none; else keys with (query_pos - key_pos) >= window are masked
+  float scale = 0.0f;          // usually 1/sqrt(head_dim)
+};
+
+// Causal attention for n_rows queries at positions[t] over a cache whose row p holds the keys and
+// values of position p (k_cache/v_cache: [>= max position + 1][n_kv_heads * head_dim], row stride
+// kv_stride floats). out: [n_rows][n_heads * head_dim].
+void attention(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
+               int64_t n_rows, const AttentionShape& shape, float* out);
+
+// Numerically stable log-softmax of one row into out (may alias x).
+void log_softmax(const float* x, float* out, int64_t n);
+
+}  // namespace slm::cpu

@@ -1,0 +1,50 @@
+// A Session is one sequence being evaluated: its KV cache, its scratch buffers and the generic
+// decoder forward over a batch of its tokens. Weights are shared, read-only, by every session.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "slm/model/model.hpp"
+
+namespace slm {
+
+struct SessionOptions {
+  int64_t n_ctx = 4096;    // KV cache positions; capped at the model's trained context
+  int64_t n_batch = 512;   // tokens per forward when processing a prompt
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
+
+  // Evaluates `tokens` at positions n_past() .. n_past()+n-1 and appends them to the cache.
+  // logits: when all_logits, [n][vocab_size]; else [vocab_size] for the last token only.
+  void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  void reset() { n_past_ = 0; }
+  // Forgets every position from n on (n <= n_past()).
+  void truncate(int64_t n);
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  size_t kv_cache_bytes() const;
+
+ private:
+  void forward_chunk(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+
+  std::shared_ptr<const Model> model_;
+  int64_t n_ctx_;
+  int64_t n_batch_;
+  int64_t n_past_ = 0;
+  std::vector<float> inv_freq_;
+  std::vector<std::vector<float>> k_cache_;  // per layer [n_ctx][kv_dim]
+  std::vector<std::vector<float>> v_cache_;
+  // scratch, sized for n_batch rows
+  std::vector<float> x_, xn_, q_, attn_, tmp_, gate_, up_;
+  std::vector<int32_t> positions_;
+};
+
+}  // namespace slm

@@ -1,0 +1,143 @@
+#include "slm/model/convert.hpp"
+
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <vector>
+
+#include "slm/format/gguf.hpp"
+#include "slm/format/safetensors.hpp"
+#include "slm/model/config.hpp"
+#include "slm/model/tensor_names.hpp"
+#include "slm/tokenizer/tokenizer.hpp"
+#include "slm/util/error.hpp"
+#include "slm/util/fp16.hpp"
+
+namespace slm {
+namespace {
+
+float load_element(DType type, const uint8_t* p, size_t i) {
+  if (type == DType::F32) {
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return type == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+void store_element(DType type, uint8_t* p, size_t i, float v) {
+  if (type == DType::F32) {
+    std::memcpy(p + 4 * i, &v, 4);
+    return;
+  }
+  const uint16_t h = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+  std::memcpy(p + 2 * i, &h, 2);
+}
+
+size_t element_size(DType type) { return type == DType::F32 ? 4 : 2; }
+
+// llama.cpp's "llama" architecture applies RoPE to interleaved pairs, Hugging Face to halves: the
+// rows of each head of Q and K are reordered so that row (2i + j) takes row (j * head_dim/2 + i).
+size_t permuted_source_row(size_t row, size_t head_dim) {
+  const size_t head = row / head_dim, r = row % head_dim;
+  const size_t i = r / 2, j = r % 2;
+  return head * head_dim + j * (head_dim / 2) + i;
+}
+
+uint32_t file_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return 0;
+    case DType::F16: return 1;
+    case DType::BF16: return 32;
+    default: fail(ErrorKind::unsupported, "convert: output type {} is not supported (f32, f16, bf16)", dtype_name(t));
+  }
+}
+
+}  // namespace
+
+ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& out_path, const ConvertOptions& options) {
+  const uint32_t file_type = file_type_of(options.outtype);
+  const ModelConfig c = ModelConfig::from_hf_folder(folder);
+  const auto archive = safetensors::Archive::open(folder);
+  const std::string a = c.arch + ".";
+
+  gguf::Writer writer;
+  writer.set("general.architecture", gguf::Value::of_string(c.arch));
+  writer.set("general.name", gguf::Value::of_string(c.name));
+  writer.set("general.file_type", gguf::Value::of_u32(file_type));
+  writer.set(a + "context_length", gguf::Value::of_u32(uint32_t(c.context_length)));
+  writer.set(a + "embedding_length", gguf::Value::of_u32(uint32_t(c.dim)));
+  writer.set(a + "block_count", gguf::Value::of_u32(uint32_t(c.n_layers)));
+  writer.set(a + "feed_forward_length", gguf::Value::of_u32(uint32_t(c.ffn_dim)));
+  writer.set(a + "attention.head_count", gguf::Value::of_u32(uint32_t(c.n_heads)));
+  writer.set(a + "attention.head_count_kv", gguf::Value::of_u32(uint32_t(c.n_kv_heads)));
+  writer.set(a + "attention.layer_norm_rms_epsilon", gguf::Value::of_f32(c.norm_eps));
+  writer.set(a + "attention.key_length", gguf::Value::of_u32(uint32_t(c.head_dim)));
+  writer.set(a + "attention.value_length", gguf::Value::of_u32(uint32_t(c.head_dim)));
+  writer.set(a + "rope.freq_base", gguf::Value::of_f32(c.rope_theta));
+  writer.set(a + "rope.dimension_count", gguf::Value::of_u32(uint32_t(c.rope_dim)));
+  writer.set(a + "vocab_size", gguf::Value::of_u32(uint32_t(c.vocab_size)));
+  if (c.sliding_window > 0) writer.set(a + "attention.sliding_window", gguf::Value::of_u32(uint32_t(c.sliding_window)));
+  if (c.rope_scaling == RopeScaling::linear) {
+    writer.set(a + "rope.scaling.type", gguf::Value::of_string("linear"));
+    writer.set(a + "rope.scaling.factor", gguf::Value::of_f32(c.rope_factor));
+  }
+
+  ConvertReport report;
+  std::deque<std::vector<uint8_t>> buffers;  // converted data, alive until the file is written
+  if (!c.rope_freq_factors.empty()) {
+    auto& buf = buffers.emplace_back(c.rope_freq_factors.size() * 4);
+    std::memcpy(buf.data(), c.rope_freq_factors.data(), buf.size());
+    writer.add_tensor("rope_freqs.weight", DType::F32, {uint64_t(c.rope_freq_factors.size())}, buf.data());
+    ++report.n_tensors;
+    report.bytes += buf.size();
+  }
+
+  const bool permute_qk = c.arch == "llama";
+  for (const auto& t : archive.tensors()) {
+    auto name = hf_to_gguf_name(t.name);
+    if (!name) {
+      if (t.name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+      fail(ErrorKind::unsupported, "convert: tensor '{}' has no GGUF counterpart slm knows", t.name);
+    }
+    if (*name == "output.weight" && c.tied_output) continue;  // tied: llama.cpp uses token_embd
+    if (t.shape.empty() || t.shape.size() > 2) {
+      fail(ErrorKind::unsupported, "convert: tensor '{}' has {} dimensions, expected 1 or 2", t.name, t.shape.size());
+    }
+    const bool matrix = t.shape.size() == 2;
+    const DType out_type = matrix ? options.outtype : DType::F32;
+    const bool is_q = name->ends_with("attn_q.weight") || name->ends_with("attn_q.bias");
+    const bool is_k = name->ends_with("attn_k.weight") || name->ends_with("attn_k.bias");
+    const bool permute = permute_qk && (is_q || is_k);
+    const uint64_t rows = t.shape[0];
+    const uint64_t cols = matrix ? t.shape[1] : 1;
+    const uint64_t n = rows * cols;
+    std::vector<uint64_t> dims = matrix ? std::vector<uint64_t>{cols, rows} : std::vector<uint64_t>{rows};
+    if (out_type == t.type && !permute) {
+      writer.add_tensor(*name, out_type, dims, t.data);  // straight from the mapping
+    } else {
+      auto& buf = buffers.emplace_back(size_t(n) * element_size(out_type));
+      for (uint64_t r = 0; r < rows; ++r) {
+        const uint64_t src_row = permute ? permuted_source_row(size_t(r), size_t(c.head_dim)) : r;
+        for (uint64_t col = 0; col < cols; ++col) {
+          store_element(out_type, buf.data(), size_t(r * cols + col), load_element(t.type, t.data, size_t(src_row * cols + col)));
+        }
+      }
+      writer.add_tensor(*name, out_type, dims, buf.data());
+    }
+    ++report.n_tensors;
+    report.bytes += size_t(n) * element_size(out_type);
+  }
+
+  const auto tokenizer_json = std::filesystem::path(folder) / "tokenizer.json";
+  if (std::filesystem::exists(tokenizer_json)) {
+    Tokenizer::write_gguf(Tokenizer::data_from_tokenizer_json(tokenizer_json.string()), writer);
+    report.has_tokenizer = true;
+  }
+  writer.write(out_path);
+  return report;
+}
+
+}  // namespace slm
