@@ -27,7 +27,13 @@ enum class TokenType : int32_t {
 struct TokenizerData {
   std::string model = "gpt2";        // tokenizer.ggml.model: "gpt2" = byte-level BPE
   std::string pre = "default";       // tokenizer.ggml.pre: "llama-bpe", "qwen2", "gpt-2", "smollm", "deepseek-r1-qwen", ...
-  std::string pattern;               // pre-tokenizer regex(es); empty: the table entry for `pre`
+  // Pre-tokenizer regexes, one per line, applied in order: each splits every piece the previous
+  // one produced, matches and the text between them both becoming pieces (Hugging Face's Split with
+  // behavior Isolated). Empty: the table entry for `pre` (see pretokenizer.hpp).
+  std::string pattern;
+  std::string normalizer;            // "" (none) or "NFC"; applied to the text between added tokens
+  bool add_prefix_space = false;     // ByteLevel add_prefix_space: a space before text not starting with one
+  bool ignore_merges = false;        // a pre-token that is itself a token is emitted whole (Llama 3)
   std::vector<std::string> tokens;   // token text as stored (byte-level BPE: the byte-to-unicode form)
   std::vector<TokenType> types;      // same length as tokens
   std::vector<std::string> merges;   // "left right", by rank
@@ -39,6 +45,16 @@ struct TokenizerData {
   bool add_bos = false;
   bool add_eos = false;
   std::string chat_template;         // tokenizer.chat_template, empty if none
+
+  // How added tokens match (tokenizer.json's lstrip/rstrip/single_word); lists only tokens with an
+  // option set. GGUF does not store these.
+  struct AddedTokenOptions {
+    int32_t id = -1;
+    bool lstrip = false;       // absorbs the whitespace before it
+    bool rstrip = false;       // absorbs the whitespace after it
+    bool single_word = false;  // matches only where no word character touches it
+  };
+  std::vector<AddedTokenOptions> added_options;
 };
 
 class Tokenizer {
@@ -50,10 +66,15 @@ class Tokenizer {
 
   // `path`: a GGUF file, a folder with tokenizer.json, or a bare tokenizer.json.
   static Tokenizer load(const std::string& path);
+  // Reads the tokenizer.ggml.* keys llama.cpp writes; normalizer, ignore_merges and add_prefix_space
+  // come from the table entry of tokenizer.ggml.pre unless tokenizer.slm.* keys say otherwise.
   static TokenizerData data_from_gguf(const gguf::File& file);
   // Reads tokenizer.json and, if present beside it, tokenizer_config.json (add_bos_token,
   // chat_template, eos_token, ...).
   static TokenizerData data_from_tokenizer_json(const std::string& path);
+  // Writes the keys llama.cpp reads (tokenizer.ggml.model/pre/tokens/token_type/merges, the special
+  // token ids, add_bos_token/add_eos_token, tokenizer.chat_template) and, only where the data differs
+  // from the table entry of `pre`, tokenizer.slm.pre_pattern/normalizer/ignore_merges/add_prefix_space.
   static void write_gguf(const TokenizerData& data, gguf::Writer& writer);
 
   // add_special: add BOS/EOS as the tokenizer's configuration says.
@@ -64,6 +85,7 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
   std::string token_bytes(int32_t id) const;  // the raw bytes a token stands for
   size_t vocab_size() const;
+  int32_t token_id(std::string_view token_text) const;  // -1 when no token has this text (stored form)
   bool is_eog(int32_t id) const;
   bool is_control(int32_t id) const;
   const TokenizerData& data() const;
