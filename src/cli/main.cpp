@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
       slm::cli::add_detokenize(app), slm::cli::add_info(app),  slm::cli::add_convert(app),
       slm::cli::add_bench(app),
   };
+  if (argc < 2) {
+    std::cerr << app.help();
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,102 @@
+// The bundled demo model against the PyTorch training code's own figures (models/demo/
+// heldout_ppl.json): prompt token ids, top-10 next-token logits, greedy continuations, and the
+// held-out perplexity computed the same way (non-overlapping chunks of 256 tokens after BOS).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "slm/engine/generate.hpp"
+#include "slm/model/convert.hpp"
+
+namespace fs = std::filesystem;
+using namespace slm;
+
+namespace {
+
+const fs::path demo_dir = fs::path(SLM_SOURCE_DIR) / "models" / "demo";
+
+nlohmann::json reference() {
+  std::ifstream in(demo_dir / "heldout_ppl.json");
+  return nlohmann::json::parse(in);
+}
+
+// The demo model as the README's first command runs it: converted to an f16 GGUF.
+const std::string& demo_gguf() {
+  static const std::string path = [] {
+    const fs::path out = fs::temp_directory_path() / ("slm_demo_" + std::to_string(::getpid()) + ".gguf");
+    ConvertOptions options;
+    options.outtype = DType::F16;
+    convert_hf_to_gguf((demo_dir / "hf").string(), out.string(), options);
+    return out.string();
+  }();
+  return path;
+}
+
+class DemoModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DemoModel, PromptsMatchPyTorch) {
+  const auto model = Model::load(GetParam() == "gguf" ? demo_gguf() : (demo_dir / "hf").string());
+  ASSERT_NE(model->tokenizer(), nullptr);
+  for (const auto& ref : reference()["reference"]) {
+    const std::string prompt = ref["prompt"];
+    const auto ids = model->tokenizer()->encode(prompt);
+    EXPECT_EQ(ids, ref["input_ids"].get<std::vector<int32_t>>()) << prompt;
+
+    Session session(model, SessionOptions{});
+    std::vector<float> logits(size_t(model->config().vocab_size));
+    session.forward(ids, logits.data(), false);
+    const auto top_ids = ref["top10_ids"].get<std::vector<int32_t>>();
+    const auto top_logits = ref["top10_logits"].get<std::vector<float>>();
+    for (size_t i = 0; i < top_ids.size(); ++i) EXPECT_NEAR(logits[size_t(top_ids[i])], top_logits[i], 2e-3) << prompt;
+
+    session.reset();
+    SamplerOptions greedy;
+    greedy.temperature = 0.0f;
+    Sampler sampler(greedy);
+    std::vector<int32_t> generated;
+    const auto expected = ref["greedy_ids"].get<std::vector<int32_t>>();
+    generate(session, sampler, ids, int64_t(expected.size()), [&](int32_t t) {
+      generated.push_back(t);
+      return true;
+    });
+    EXPECT_EQ(generated, expected) << prompt;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, DemoModel, ::testing::Values("safetensors", "gguf"));
+
+TEST(DemoModelCli, GreedyRunPrintsTheGoldenText) {
+  // The golden text is the PyTorch greedy continuation, decoded by the demo tokenizer.
+  const auto ref = reference()["reference"][0];
+  const auto model = Model::load(demo_gguf());
+  const std::string golden = model->tokenizer()->decode(ref["greedy_ids"].get<std::vector<int32_t>>());
+  const fs::path out = fs::temp_directory_path() / ("slm_demo_run_" + std::to_string(::getpid()));
+  const std::string cmd = std::string(SLM_EXE) + " run " + demo_gguf() + " --prompt \"" + ref["prompt"].get<std::string>() +
+                          "\" -n " + std::to_string(ref["greedy_ids"].size()) + " --temp 0 >" + out.string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  const std::string printed((std::istreambuf_iterator<char>(in)), {});
+  fs::remove(out);
+  EXPECT_EQ(printed, golden + "\n");
+}
+
+TEST(DemoModelCli, HeldOutPerplexityAgreesWithTraining) {
+  const auto ref = reference();
+  const fs::path out = fs::temp_directory_path() / ("slm_demo_ppl_" + std::to_string(::getpid()) + ".json");
+  const std::string cmd = std::string(SLM_EXE) + " score " + demo_gguf() + " --file " + (demo_dir / "heldout.txt").string() +
+                          " --chunk " + std::to_string(ref["chunk_tokens"].get<int>()) + " --json --summary >" + out.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  const auto j = nlohmann::json::parse(in);
+  fs::remove(out);
+  EXPECT_EQ(j["n_predicted"].get<int64_t>(), ref["tokens"].get<int64_t>());
+  const double ppl = j["perplexity"].get<double>();
+  const double expected = ref["perplexity"].get<double>();
+  EXPECT_LT(std::abs(ppl - expected) / expected, 0.01) << ppl << " vs " << expected;
+}
+
+}  // namespace
