@@ -156,7 +156,7 @@ TEST_P(GgufRoundTrip, EveryValueTypeAndSeveralTensors) {
     EXPECT_EQ(info->dims, t.dims);
     EXPECT_EQ(info->offset % alignment, 0u);
     ASSERT_EQ(info->n_bytes(), t.bytes.size());
-    EXPECT_EQ(std::memcmp(file.tensor_data(*info), t.bytes.data(), t.bytes.size()), 0);
+    if (!t.bytes.empty()) EXPECT_EQ(std::memcmp(file.tensor_data(*info), t.bytes.data(), t.bytes.size()), 0);
   }
   EXPECT_EQ(file.find_tensor("missing"), nullptr);
   EXPECT_EQ(file.find("missing"), nullptr);
