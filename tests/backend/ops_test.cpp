@@ -92,13 +92,14 @@ TEST(Ops, RopeInterleavedOnPermutedRowsEqualsNeox) {
 }
 
 // Attention with GQA, positions after a cached prefix, and optionally a sliding window.
-void check_attention(int64_t window) {
-  const int64_t heads = 6, kv_heads = 2, hd = 24, n_cache = 30, rows = 4;
+void check_attention(int64_t window, int64_t rows) {
+  const int64_t heads = 6, kv_heads = 2, hd = 24, n_cache = 30;
   const int64_t kv_stride = kv_heads * hd;
   auto q = random_vector(size_t(rows * heads * hd), 7, -2, 2);
   auto k = random_vector(size_t(n_cache * kv_stride), 8, -2, 2);
   auto v = random_vector(size_t(n_cache * kv_stride), 9);
-  std::vector<int32_t> pos = {26, 27, 28, 29};
+  std::vector<int32_t> pos;
+  for (int64_t t = 0; t < rows; ++t) pos.push_back(int32_t(n_cache - rows + t));
   AttentionShape s{heads, kv_heads, hd, window, 1.0f / std::sqrt(float(hd))};
   std::vector<float> out(size_t(rows * heads * hd), NAN);
   attention(q.data(), k.data(), v.data(), kv_stride, pos.data(), rows, s, out.data());
@@ -124,8 +125,15 @@ void check_attention(int64_t window) {
   EXPECT_LT(max_abs_diff(out, ref), 1e-5) << "window " << window;
 }
 
-TEST(Ops, AttentionMatchesReference) { check_attention(0); }
-TEST(Ops, SlidingWindowAttentionMatchesReference) { check_attention(5); }
+// Few rows take the per-query path, many rows the matrix-product path.
+TEST(Ops, AttentionMatchesReference) {
+  check_attention(0, 4);
+  check_attention(0, 24);
+}
+TEST(Ops, SlidingWindowAttentionMatchesReference) {
+  check_attention(5, 4);
+  check_attention(5, 24);
+}
 
 TEST(Ops, LogSoftmaxSumsToOne) {
   auto x = random_vector(5000, 10, -30, 30);

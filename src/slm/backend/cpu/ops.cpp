@@ -1,5 +1,8 @@
 #include "slm/backend/cpu/ops.hpp"
 
+#include "slm/backend/cpu/matmul.hpp"
+#include "slm/format/dtype.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -75,7 +78,56 @@ void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t r
   }
 }
 
-void attention(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
+namespace {
+
+// Many queries (prompt processing): per kv head, the scores of all its query heads' rows against
+// every key are one matrix product, and so is the weighted sum of values.
+void attention_matrix(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride,
+                      const int32_t* positions, int64_t n_rows, const AttentionShape& s, float* out) {
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const int64_t hd = s.head_dim;
+  int64_t n_keys = 0;
+  for (int64_t t = 0; t < n_rows; ++t) n_keys = std::max<int64_t>(n_keys, positions[t] + 1);
+  const int64_t m = group * n_rows;  // query rows per kv head: row (g * n_rows + t)
+  std::vector<float> qg(static_cast<size_t>(m * hd)), kh(static_cast<size_t>(n_keys * hd));
+  std::vector<float> vt(static_cast<size_t>(hd * n_keys)), scores(static_cast<size_t>(m * n_keys));
+  std::vector<float> og(static_cast<size_t>(m * hd));
+  for (int64_t kvh = 0; kvh < s.n_kv_heads; ++kvh) {
+    for (int64_t g = 0; g < group; ++g)
+      for (int64_t t = 0; t < n_rows; ++t)
+        std::copy_n(q + (t * s.n_heads + kvh * group + g) * hd, hd, qg.data() + (g * n_rows + t) * hd);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      std::copy_n(k_cache + j * kv_stride + kvh * hd, hd, kh.data() + j * hd);
+      for (int64_t i = 0; i < hd; ++i) vt[size_t(i * n_keys + j)] = v_cache[j * kv_stride + kvh * hd + i];
+    }
+    matmul(DType::F32, kh.data(), n_keys, hd, qg.data(), m, scores.data());  // scores[m][n_keys]
+#pragma omp parallel for
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t pos = positions[r % n_rows];
+      const int64_t start = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
+      float* row = scores.data() + r * n_keys;
+      float max_score = -INFINITY;
+      for (int64_t j = start; j <= pos; ++j) max_score = std::max(max_score, row[j] * s.scale);
+      double sum = 0.0;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        if (j < start || j > pos) {
+          row[j] = 0.0f;
+          continue;
+        }
+        row[j] = std::exp(row[j] * s.scale - max_score);
+        sum += row[j];
+      }
+      const float inv = float(1.0 / sum);
+      for (int64_t j = start; j <= pos; ++j) row[j] *= inv;
+    }
+    matmul(DType::F32, vt.data(), hd, n_keys, scores.data(), m, og.data());  // og[m][hd]
+    for (int64_t g = 0; g < group; ++g)
+      for (int64_t t = 0; t < n_rows; ++t)
+        std::copy_n(og.data() + (g * n_rows + t) * hd, hd, out + (t * s.n_heads + kvh * group + g) * hd);
+  }
+}
+
+void attention_rows(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
                int64_t n_rows, const AttentionShape& s, float* out) {
   const int64_t group = s.n_heads / s.n_kv_heads;
   const int64_t hd = s.head_dim;
@@ -109,6 +161,17 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
         for (int64_t j = 0; j < n_keys; ++j) axpy(o, scores[size_t(j)] * inv, v_cache + (start + j) * kv_stride + kvh * hd, hd);
       }
     }
+  }
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
+               int64_t n_rows, const AttentionShape& shape, float* out) {
+  if (n_rows >= 16) {
+    attention_matrix(q, k_cache, v_cache, kv_stride, positions, n_rows, shape, out);
+  } else {
+    attention_rows(q, k_cache, v_cache, kv_stride, positions, n_rows, shape, out);
   }
 }
 
