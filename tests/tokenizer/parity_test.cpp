@@ -99,6 +99,53 @@ TEST_P(Parity, MatchesHuggingFaceTokenizers) {
   EXPECT_EQ(failures, 0) << failures << " of " << checked << " strings differ";
 }
 
+TEST(RealVocabularies, SpecialTokensAndNames) {
+  const Tokenizer* qwen = from_json("qwen3");
+  const Tokenizer* llama = from_json("llama3_1");
+  SKIP_WITHOUT_ASSETS(qwen != nullptr && llama != nullptr ? qwen : nullptr);
+
+  const TokenizerData& q = qwen->data();
+  EXPECT_EQ(q.pre, "qwen2");
+  EXPECT_EQ(q.normalizer, "NFC");
+  EXPECT_FALSE(q.ignore_merges);
+  EXPECT_EQ(q.tokens.size(), 151669u);
+  EXPECT_EQ(q.bos_id, -1);
+  EXPECT_FALSE(q.add_bos);
+  EXPECT_EQ(q.tokens[q.eos_id], "<|im_end|>");
+  EXPECT_EQ(q.tokens[q.pad_id], "<|endoftext|>");
+  EXPECT_TRUE(qwen->is_eog(qwen->token_id("<|im_end|>")));
+  EXPECT_TRUE(qwen->is_eog(qwen->token_id("<|endoftext|>")));
+  EXPECT_FALSE(qwen->is_eog(qwen->token_id("<|im_start|>")));
+  EXPECT_TRUE(qwen->is_control(qwen->token_id("<|im_start|>")));
+  EXPECT_FALSE(qwen->is_control(qwen->token_id("<think>")));  // an added token, but not special
+  EXPECT_NE(q.chat_template.find("<|im_start|>"), std::string::npos);
+
+  const TokenizerData& l = llama->data();
+  EXPECT_EQ(l.pre, "llama-bpe");
+  EXPECT_EQ(l.normalizer, "");
+  EXPECT_TRUE(l.ignore_merges);
+  EXPECT_EQ(l.tokens.size(), 128256u);
+  EXPECT_EQ(l.bos_id, 128000);
+  EXPECT_TRUE(l.add_bos);
+  EXPECT_FALSE(l.add_eos);
+  EXPECT_EQ(l.tokens[l.eos_id], "<|eot_id|>");
+  // This file numbers its special tokens as Llama 3 does (128008 is reserved, no <|eom_id|>).
+  EXPECT_EQ(l.eog_ids, (std::vector<int32_t>{128001, 128009}));
+  EXPECT_NE(l.chat_template.find("<|start_header_id|>"), std::string::npos);
+
+  // Both match table entries, so their GGUF metadata is what llama.cpp writes: no slm keys.
+  for (const Tokenizer* tok : {qwen, llama}) {
+    gguf::Writer writer;
+    Tokenizer::write_gguf(tok->data(), writer);
+    const auto path = test::scratch_dir("keys") / "t.gguf";
+    writer.write(path.string());
+    const gguf::File file = gguf::File::open(path.string());
+    for (const auto& [key, value] : file.metadata()) {
+      EXPECT_EQ(key.rfind("tokenizer.slm.", 0), std::string::npos) << key;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Vocabularies, Parity,
                          ::testing::Values(Case{"qwen3", false}, Case{"llama3_1", false}, Case{"qwen3", true},
                                            Case{"llama3_1", true}),
