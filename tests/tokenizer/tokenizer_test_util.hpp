@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -38,9 +39,21 @@ inline std::filesystem::path test_data(const std::string& name) {
   return std::filesystem::path(SLM_TEST_DATA) / "tokenizer" / name;
 }
 
+// The folder of this process's scratch files, removed when the process ends.
+inline std::filesystem::path scratch_root() {
+  return std::filesystem::temp_directory_path() / ("slm_tokenizer_test_" + std::to_string(::getpid()));
+}
+
+inline const struct ScratchCleanup {
+  ~ScratchCleanup() {
+    std::error_code ec;
+    std::filesystem::remove_all(scratch_root(), ec);
+  }
+} scratch_cleanup;
+
 // A fresh scratch folder for files a test writes.
 inline std::filesystem::path scratch_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("slm_tokenizer_test_" + std::to_string(::getpid())) / name;
+  const auto dir = scratch_root() / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
