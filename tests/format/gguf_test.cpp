@@ -418,6 +418,9 @@ TEST(GgufWriter, RejectsBadInput) {
   EXPECT_SLM_ERROR(w.add_tensor("q", DType::Q4_0, {48}, data), ErrorKind::invalid_argument, "multiple of 32");
   EXPECT_SLM_ERROR(w.add_tensor("five", DType::F32, {1, 1, 1, 1, 1}, data), ErrorKind::invalid_argument, "at most 4 dimensions");
   EXPECT_SLM_ERROR(w.add_tensor("none", DType::F32, {4}, nullptr), ErrorKind::invalid_argument, "no data");
+  EXPECT_SLM_ERROR(w.add_tensor(std::string(64, 'n'), DType::F32, {4}, data), ErrorKind::invalid_argument,
+                   "at most 63 bytes, found 64");
+  w.add_tensor(std::string(63, 'n'), DType::F32, {4}, data);
   EXPECT_SLM_ERROR(w.set("k", Value::of_array(ValueType::i32, {Value::of_i32(1), Value::of_u8(1)})), ErrorKind::invalid_argument,
                    "expected array items of type i32, found an item of type u8");
   Value too_big = Value::of_u8(1);

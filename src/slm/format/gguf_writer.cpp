@@ -16,6 +16,7 @@ namespace {
 
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint32_t kMaxDims = 4;
+constexpr size_t kMaxTensorNameBytes = 63;  // llama.cpp rejects tensor names of 64 bytes or more
 
 class Buffer {
  public:
@@ -198,6 +199,10 @@ void Writer::set(std::string key, Value value) {
 void Writer::add_tensor(std::string name, DType type, std::vector<uint64_t> dims, const void* data) {
   const std::optional<DTypeTraits> traits = dtype_traits(uint32_t(type));
   if (!traits) fail(ErrorKind::invalid_argument, "tensor '{}': unknown type number {}", name, uint32_t(type));
+  if (name.size() > kMaxTensorNameBytes) {
+    fail(ErrorKind::invalid_argument, "tensor '{}': expected a name of at most {} bytes, found {}", name, kMaxTensorNameBytes,
+         name.size());
+  }
   if (dims.size() > kMaxDims) {
     fail(ErrorKind::invalid_argument, "tensor '{}': expected at most {} dimensions, found {}", name, kMaxDims, dims.size());
   }
