@@ -121,7 +121,7 @@ class MatmulTest : public testing::TestWithParam<Case> {
 
 TEST_P(MatmulTest, OddShapesMatchFloat64Reference) {
   uint32_t seed = 1;
-  for (int64_t n_tokens : {1, 2, 5, 33, 64}) {
+  for (int64_t n_tokens : {1, 2, 5, 7, 8, 33, 64}) {
     for (int64_t n_out : {1, 3, 17, 100}) {
       for (int64_t n_in : {1, 7, 16, 31, 33, 100, 257}) check(n_out, n_in, n_tokens, seed++);
     }

@@ -2,10 +2,15 @@
 // extensions and its functions are called only after the run-time check in matmul.cpp. It uses no
 // inline code shared with other files (only intrinsics and functions of its own, internal linkage).
 //
-// The same two kernels as the AVX-512 path, sized for 16 ymm registers: dot products of 4 weight
-// rows with 1-2 tokens for generation, and a blocked matrix product with a 6 x 16 register tile for
+// The same two kernels as the AVX-512 path, sized for 16 ymm registers: dot products of weight rows
+// with up to 8 tokens for generation, and a blocked matrix product with a 6 x 16 register tile for
 // prompts. Accumulation is f32 throughout.
+// GCC 12 warns about the deliberately undefined vectors inside some intrinsics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #include <omp.h>
 
 #include <cstddef>
@@ -20,7 +25,7 @@ constexpr int kMr = 6;             // tokens per register tile
 constexpr int kNr = 16;            // outputs per register tile (two ymm)
 constexpr int64_t kKc = 256;       // inputs per packed block (at most)
 constexpr int64_t kNc = 128;       // outputs per packed weight block (a multiple of kNr)
-constexpr int64_t kGemmMinTokens = 4;  // fewer tokens go to the dot-product kernel
+constexpr int64_t kGemmMinTokens = 8;  // fewer tokens go to the dot-product kernel, all in one pass
 constexpr int64_t kParallelMinWork = 1 << 16;  // multiply-adds below which one thread does it all
 
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -67,104 +72,70 @@ __m256 load8_partial_f32(const float* p, int64_t count) {
 // ---------------------------------------------------------------------------------------------
 // Dot-product kernel (few tokens).
 
-// {sum a, sum b, sum c, sum d}
-__m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 ab = _mm256_hadd_ps(a, b);
-  const __m256 cd = _mm256_hadd_ps(c, d);
-  const __m256 abcd = _mm256_hadd_ps(ab, cd);
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
-float sum1(__m256 a) {
+float sum8(__m256 a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
-template <WeightType T, int NR, int NT>
-void dot_tile(const uint8_t* w, size_t row_bytes, const float* x, int64_t n_in, float* y, int64_t y_stride) {
-  constexpr int U = NT == 1 ? 2 : 1;
-  __m256 acc[NT][NR][U];
+// y[t * y_stride] = dot(row, x[t]) for t < NT tokens (n_in floats apart).
+template <WeightType T, int NT>
+void dot_row(const uint8_t* row, const float* x, int64_t n_in, float* y, int64_t y_stride) {
+  constexpr int U = NT <= 2 ? 2 : 1;
+  __m256 acc[NT][U];
 #pragma GCC unroll 16
   for (int t = 0; t < NT; ++t)
 #pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 16
-      for (int u = 0; u < U; ++u) acc[t][r][u] = _mm256_setzero_ps();
+    for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
 
   int64_t k = 0;
   for (; k + 8 * U <= n_in; k += 8 * U) {
 #pragma GCC unroll 16
     for (int u = 0; u < U; ++u) {
-      __m256 xv[NT];
+      const __m256 wv = load8<T>(row, k + 8 * u);
 #pragma GCC unroll 16
-      for (int t = 0; t < NT; ++t) xv[t] = _mm256_loadu_ps(x + t * n_in + k + 8 * u);
-#pragma GCC unroll 16
-      for (int r = 0; r < NR; ++r) {
-        const __m256 wv = load8<T>(w + r * row_bytes, k + 8 * u);
-#pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) acc[t][r][u] = _mm256_fmadd_ps(wv, xv[t], acc[t][r][u]);
-      }
+      for (int t = 0; t < NT; ++t) acc[t][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * n_in + k + 8 * u), acc[t][u]);
     }
   }
   for (; k < n_in; k += 8) {
     const int64_t count = min64(8, n_in - k);
-    __m256 xv[NT];
+    const __m256 wv = count == 8 ? load8<T>(row, k) : load8_partial<T>(row, k, count);
 #pragma GCC unroll 16
-    for (int t = 0; t < NT; ++t) xv[t] = count == 8 ? _mm256_loadu_ps(x + t * n_in + k) : load8_partial_f32(x + t * n_in + k, count);
-#pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) {
-      const __m256 wv = count == 8 ? load8<T>(w + r * row_bytes, k) : load8_partial<T>(w + r * row_bytes, k, count);
-#pragma GCC unroll 16
-      for (int t = 0; t < NT; ++t) acc[t][r][0] = _mm256_fmadd_ps(wv, xv[t], acc[t][r][0]);
+    for (int t = 0; t < NT; ++t) {
+      const float* xt = x + t * n_in + k;
+      acc[t][0] = _mm256_fmadd_ps(wv, count == 8 ? _mm256_loadu_ps(xt) : load8_partial_f32(xt, count), acc[t][0]);
     }
   }
-
 #pragma GCC unroll 16
   for (int t = 0; t < NT; ++t) {
-    __m256 sums[NR];
 #pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) {
-      sums[r] = acc[t][r][0];
-#pragma GCC unroll 16
-      for (int u = 1; u < U; ++u) sums[r] = _mm256_add_ps(sums[r], acc[t][r][u]);
-    }
-    if constexpr (NR == 4) {
-      _mm_storeu_ps(y + t * y_stride, sum4(sums[0], sums[1], sums[2], sums[3]));
-    } else {
-#pragma GCC unroll 16
-      for (int r = 0; r < NR; ++r) y[t * y_stride + r] = sum1(sums[r]);
-    }
+    for (int u = 1; u < U; ++u) acc[t][0] = _mm256_add_ps(acc[t][0], acc[t][u]);
+    y[t * y_stride] = sum8(acc[t][0]);
   }
 }
 
-template <WeightType T, int NT>
-void dot_rows_tokens(const MatmulTask& task, const uint8_t* w, size_t row_bytes, int64_t o, int64_t n_rows, int64_t t0) {
-  const float* x = task.x + t0 * task.n_in;
-  float* y = task.y + t0 * task.n_out + o;
-  if (n_rows == 4) {
-    dot_tile<T, 4, NT>(w, row_bytes, x, task.n_in, y, task.n_out);
-  } else {
-    for (int64_t r = 0; r < n_rows; ++r) dot_tile<T, 1, NT>(w + r * row_bytes, row_bytes, x, task.n_in, y + r, task.n_out);
-  }
-}
+using DotRow = void (*)(const uint8_t*, const float*, int64_t, float*, int64_t);
 
+static_assert(kGemmMinTokens == 8, "one dot-product kernel for each token count below kGemmMinTokens");
+template <WeightType T>
+constexpr DotRow kDotRow[kGemmMinTokens] = {nullptr,       dot_row<T, 1>, dot_row<T, 2>, dot_row<T, 3>,
+                                            dot_row<T, 4>, dot_row<T, 5>, dot_row<T, 6>, dot_row<T, 7>};
+
+// One row at a time, front to back (weights stream in memory order), all tokens in one pass.
 template <WeightType T>
 void dot_product_matmul(const MatmulTask& task) {
   const size_t row_bytes = size_t(task.n_in) * kElementBytes<T>;
   const auto* w = static_cast<const uint8_t*>(task.w);
-  const bool parallel = task.n_out * task.n_in * task.n_tokens >= kParallelMinWork;
+  const int64_t n_in = task.n_in, n_out = task.n_out, n_tokens = task.n_tokens;
+  const bool parallel = n_out * n_in * n_tokens >= kParallelMinWork;
 #pragma omp parallel num_threads(task.n_threads) if (parallel)
   {
     int64_t begin = 0, end = 0;
-    thread_range(task.n_out, 16, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
-    for (int64_t o = begin; o < end; o += 4) {
-      const int64_t n_rows = min64(4, end - o);
-      const uint8_t* rows = w + size_t(o) * row_bytes;
-      int64_t t = 0;
-      for (; t + 2 <= task.n_tokens; t += 2) dot_rows_tokens<T, 2>(task, rows, row_bytes, o, n_rows, t);
-      if (t < task.n_tokens) dot_rows_tokens<T, 1>(task, rows, row_bytes, o, n_rows, t);
+    thread_range(n_out, 16, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+    const DotRow kernel = kDotRow<T>[n_tokens];
+    for (int64_t o = begin; o < end; ++o) {
+      kernel(w + size_t(o) * row_bytes, task.x, n_in, task.y + o, n_out);
     }
   }
 }
@@ -173,7 +144,7 @@ void dot_product_matmul(const MatmulTask& task) {
 // Blocked matrix product (many tokens).
 
 // Transposes the 8 x 8 matrix held in r[0..7] (row i in r[i]) in place.
-void transpose8(__m256 r[8]) {
+[[gnu::always_inline]] inline void transpose8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]);
   const __m256 t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -431,7 +402,7 @@ float stream_sum_avx2(const float* data, size_t n) {
   float tail = 0.0f;
   for (; i < n; ++i) tail += data[i];
   for (int j = 1; j < 8; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-  return sum1(acc[0]) + tail;
+  return sum8(acc[0]) + tail;
 }
 
 }  // namespace slm::cpu::kernels
