@@ -29,7 +29,7 @@ Command add_convert(CLI::App& app) {
               fail(ErrorKind::invalid_argument, "--outtype: expected f32, f16 or bf16, found '{}'", args->outtype);
             }
             options.outtype = *type;
-            const auto report = convert_hf_to_gguf(args->folder, args->out, options);
+            const auto report = convert_hf_to_gguf(resolve_model_path(args->folder), args->out, options);
             std::cerr << fmt::format("wrote {}: {} tensors, {:.1f} MiB of data, {}\n", args->out, report.n_tensors,
                                      double(report.bytes) / (1 << 20),
                                      report.has_tokenizer ? "with tokenizer" : "no tokenizer (tokenizer.json missing)");

@@ -32,7 +32,7 @@ Command add_tokenize(CLI::App& app) {
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens");
   cmd->add_flag("--no-parse-special", args->no_parse_special, "Tokenize special-token text as plain text");
   return {cmd, [args, cmd]() {
-            const Tokenizer tok = Tokenizer::load(args->path);
+            const Tokenizer tok = Tokenizer::load(resolve_model_path(args->path));
             const bool add = !args->no_special, parse = !args->no_parse_special;
             const bool from_text = cmd->count("--text") > 0;
             if (!args->jsonl) {
@@ -68,7 +68,7 @@ Command add_detokenize(CLI::App& app) {
   cmd->add_option("--ids", args->ids, "Token ids, e.g. 1,2,3 or [1, 2, 3]")->required();
   cmd->add_flag("--skip-special", args->skip_special, "Leave out control tokens");
   return {cmd, [args]() {
-            const Tokenizer tok = Tokenizer::load(args->path);
+            const Tokenizer tok = Tokenizer::load(resolve_model_path(args->path));
             const auto ids = parse_ids(args->ids);
             for (int32_t id : ids) {
               if (id < 0 || size_t(id) >= tok.vocab_size()) {

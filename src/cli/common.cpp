@@ -2,10 +2,13 @@
 
 #include <omp.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "slm/hub/names.hpp"
+#include "slm/hub/store.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::cli {
@@ -46,7 +49,26 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
-std::shared_ptr<const Model> load_model(const std::string& path) { return Model::load(path); }
+std::string resolve_model_path(const std::string& path_or_name) {
+  std::error_code ec;
+  if (std::filesystem::exists(path_or_name, ec) || !hub::looks_like_model_name(path_or_name)) return path_or_name;
+  const bool hf = path_or_name.rfind("hf:", 0) == 0;
+  try {
+    hub::parse_model_name(path_or_name, true);
+  } catch (const Error&) {
+    if (hf) throw;
+    return path_or_name;  // not a name: the loader reports the missing path
+  }
+  const hub::Store store = hub::Store::from_env();
+  if (auto m = store.find(path_or_name)) return m->model_path().string();
+  fail(ErrorKind::not_found, "'{}' does not exist as a file or folder, and the model store ({}) has no model of that name; {}",
+       path_or_name, store.root().string(),
+       hf ? "download it with `slm pull " + path_or_name + "`" : std::string("download it with `slm pull hf:OWNER/REPO[:QUANT]`"));
+}
+
+std::shared_ptr<const Model> load_model(const std::string& path_or_name) {
+  return Model::load(resolve_model_path(path_or_name));
+}
 
 const Tokenizer& require_tokenizer(const Model& model) {
   if (!model.tokenizer()) {

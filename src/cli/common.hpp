@@ -27,13 +27,20 @@ Command add_detokenize(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_pull(CLI::App& app);
+Command add_list(CLI::App& app);
+Command add_show(CLI::App& app);
+Command add_rm(CLI::App& app);
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);
 std::string ids_to_json(const std::vector<int32_t>& ids);
 // Sets OpenMP's thread count (0: leave the default, one per core).
 void set_threads(int threads);
-std::shared_ptr<const Model> load_model(const std::string& path);
+// A path that exists is used as is; otherwise a store name (hf:OWNER/REPO[:QUANT], OWNER/REPO, REPO,
+// ...) resolves to the stored file or folder (docs/store.md). Nothing is downloaded.
+std::string resolve_model_path(const std::string& path_or_name);
+std::shared_ptr<const Model> load_model(const std::string& path_or_name);
 const Tokenizer& require_tokenizer(const Model& model);
 std::string read_file(const std::string& path);
 std::string read_stdin();

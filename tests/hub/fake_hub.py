@@ -30,7 +30,8 @@ API (as the real hub answers it):
 
 Control (hub port):
     GET /_control/set?cut_after=N&cut_times=K&corrupt=1&ignore_range=1&throttle_ms=M
-        cut_after: close the connection after N body bytes, for the next K responses (default 1);
+        cut_after: close the connection after N body bytes, for the next K bodies longer than N
+        (default 1);
         corrupt: flip one byte in the middle of every file served; ignore_range: answer 200 with the
         whole file to Range requests; throttle_ms: sleep this long after every 16 KiB.
     GET /_control/stats   {"bytes": {"owner/repo/path": n}, "requests": [...]}
@@ -141,10 +142,6 @@ class Handler(BaseHTTPRequestHandler):
             ignore_range = STATE.ignore_range
             corrupt = STATE.corrupt
             throttle = STATE.throttle_ms / 1000.0
-            cut = None
-            if STATE.cut_after is not None and STATE.cut_times > 0:
-                cut = STATE.cut_after
-                STATE.cut_times -= 1
         total = len(data)
         start, end = 0, total - 1
         status = 200
@@ -163,6 +160,11 @@ class Handler(BaseHTTPRequestHandler):
             end = min(end, total - 1)
             status = 206
         body = bytearray(data[start:end + 1])
+        cut = None
+        with STATE.lock:  # a cut is spent only on a body longer than it
+            if STATE.cut_after is not None and STATE.cut_times > 0 and len(body) > STATE.cut_after:
+                cut = STATE.cut_after
+                STATE.cut_times -= 1
         if corrupt and total > 0:
             flip = total // 2
             if start <= flip <= end:
@@ -212,8 +214,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- routes ------------------------------------------------------------------------------
     def do_GET(self):
-        self.record()
         url = urllib.parse.urlsplit(self.path)
+        if not url.path.startswith("/_control/"):
+            self.record()
         parts = [urllib.parse.unquote(p) for p in url.path.split("/")[1:]]
         query = urllib.parse.parse_qs(url.query)
         if self.role() == "cdn":

@@ -79,7 +79,7 @@ Manifest pull(const Store& store, const HubClient& hub, const std::string& text,
     t.size = f.size;
     t.sha256 = f.sha256;
     t.git_sha1 = f.git_sha1;
-    if (previous) {
+    if (previous && !options.verify) {
       for (const auto& pf : previous->files) {
         if (pf.path == f.path) t.recorded_sha256 = pf.sha256;
       }

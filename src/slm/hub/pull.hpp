@@ -13,6 +13,7 @@ namespace slm::hub {
 
 struct PullOptions {
   std::string revision = "main";
+  bool verify = false;  // re-hash files already in place instead of trusting the manifest's hashes
   DownloadOptions download;
 };
 
