@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "slm/backend/cpu/matmul_kernels.hpp"
+#include "slm/backend/cpu/matmul_quant.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::cpu {
@@ -107,6 +108,10 @@ const char* isa_name(Isa isa) {
 void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x,
                 int64_t n_tokens, float* y) {
   require_isa(isa);
+  if (is_block_quantized(w_type)) {  // block formats: the reference path of matmul_quant_ref.cpp
+    matmul_quant_ref(w_type, w, n_out, n_in, x, n_tokens, y);
+    return;
+  }
   const WeightType type = weight_type(w_type, "matmul");
   if (n_out < 0 || n_in < 0 || n_tokens < 0) {
     fail(ErrorKind::invalid_argument, "matmul: expected sizes >= 0, found n_out {}, n_in {}, n_tokens {}", n_out,
@@ -146,6 +151,10 @@ void matmul(DType w_type, const void* w, int64_t n_out, int64_t n_in, const floa
 }
 
 void to_f32(DType type, const void* src, float* dst, int64_t n) {
+  if (is_block_quantized(type)) {  // block formats: decoded by the format layer
+    dequantize_row(type, src, dst, n);
+    return;
+  }
   const WeightType t = weight_type(type, "to_f32");
   if (n < 0) fail(ErrorKind::invalid_argument, "to_f32: expected a count >= 0, found {}", n);
   if (n == 0) return;

@@ -1,0 +1,18 @@
+// Weights in GGUF block formats (Q4_0 .. Q8_0, Q2_K .. Q8_K, IQ4_NL, IQ4_XS) on the CPU: a correct,
+// simple reference path that dequantizes tiles of weight rows to f32 and multiplies them. matmul()
+// and to_f32() (matmul.hpp) send block-quantized types here; faster kernels replace it per format.
+#pragma once
+
+#include <cstdint>
+
+#include "slm/format/dtype.hpp"
+#include "slm/format/quant.hpp"
+
+namespace slm::cpu {
+
+// y[t][o] = sum_i w[o][i] * x[t][i]; w: n_out rows of n_in elements of a block format (n_in a
+// multiple of its block size), rows contiguous. OpenMP threads over tiles of rows.
+void matmul_quant_ref(DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tokens,
+                      float* y);
+
+}  // namespace slm::cpu
