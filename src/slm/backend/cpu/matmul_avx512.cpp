@@ -29,7 +29,7 @@ namespace {
 
 constexpr int kMr = 12;            // tokens per register tile
 constexpr int kNr = 32;            // outputs per register tile (two zmm)
-constexpr int64_t kKc = 256;       // inputs per packed block (at most)
+constexpr int64_t kKc = 384;       // inputs per packed block (at most)
 constexpr int64_t kNc = 128;       // outputs per packed weight block (at most; a multiple of kNr)
 constexpr int64_t kPrefetchBytes = 384 << 10;  // the next block of weight rows read ahead into L2 (at most)
 constexpr int64_t kGemmMinTokens = 8;  // fewer tokens go to the dot-product kernel, all in one pass
