@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <ostream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -177,6 +180,63 @@ TEST(Matmul, ResultsDoNotDependOnTheThreadCount) {
       for (size_t i = 0; i < one.size(); ++i) {
         ASSERT_EQ(one[i], three[i]) << isa_name(isa) << " n_tokens " << n_tokens << " output " << i;
       }
+    }
+  }
+}
+
+// Memory whose last byte is followed by an inaccessible page: reading past the end faults.
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t bytes) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    pages_ = (bytes + page - 1) / page * page + page;
+    void* base = mmap(nullptr, pages_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) throw std::runtime_error("mmap failed");
+    base_ = static_cast<uint8_t*>(base);
+    if (mprotect(base_ + pages_ - page, page, PROT_NONE) != 0) throw std::runtime_error("mprotect failed");
+    data_ = base_ + pages_ - page - bytes;
+  }
+  ~GuardedBuffer() { munmap(base_, pages_); }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  uint8_t* data() { return data_; }
+
+ private:
+  uint8_t* base_ = nullptr;
+  uint8_t* data_ = nullptr;
+  size_t pages_ = 0;
+};
+
+TEST(Matmul, ReadsNothingPastItsInputs) {
+  std::mt19937 rng(23);
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!supported(isa)) continue;
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      for (int64_t n_tokens : {1, 3, 7, 8, 13}) {
+        for (int64_t n_in : {1, 9, 17, 45, 391}) {
+          const int64_t n_out = 37;
+          const Weights w = make_weights(type, n_out, n_in, rng);
+          const std::vector<float> x = random_vector(size_t(n_tokens * n_in), rng);
+          GuardedBuffer w_guarded(w.bytes.size()), x_guarded(x.size() * sizeof(float));
+          std::memcpy(w_guarded.data(), w.bytes.data(), w.bytes.size());
+          std::memcpy(x_guarded.data(), x.data(), x.size() * sizeof(float));
+          std::vector<float> y(size_t(n_out * n_tokens), std::numeric_limits<float>::quiet_NaN());
+          matmul_isa(isa, type, w_guarded.data(), n_out, n_in, reinterpret_cast<const float*>(x_guarded.data()),
+                     n_tokens, y.data());
+          EXPECT_LT(relative_error(y, reference(w, n_out, n_in, x, n_tokens)), 1e-5)
+              << isa_name(isa) << " " << dtype_name(type) << " n_in " << n_in << " n_tokens " << n_tokens;
+        }
+      }
+    }
+  }
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t n : {1, 7, 15, 33}) {
+      const size_t element = type == DType::F32 ? 4 : 2;
+      GuardedBuffer src(size_t(n) * element);
+      std::memset(src.data(), 0x3c, size_t(n) * element);
+      std::vector<float> dst(static_cast<size_t>(n));
+      to_f32(type, src.data(), dst.data(), n);
+      for (float v : dst) EXPECT_TRUE(std::isfinite(v));
     }
   }
 }
