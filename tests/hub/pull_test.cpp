@@ -223,6 +223,7 @@ TEST_F(PullTest, BadChecksumIsRejectedAndLeavesNothing) {
     EXPECT_EQ(f.find("manifest"), std::string::npos) << f;
   }
   EXPECT_TRUE(store_->list().empty());
+  EXPECT_FALSE(fs::exists(store_->entry_dir("test", "tiny-GGUF", "Q4_K_M")));
   // Small files are checked against their git blob id.
   EXPECT_THROW(pull_name("hf:test/tiny-llama", options(0)), Error);
   EXPECT_FALSE(fs::exists(store_->entry_dir("test", "tiny-llama", "safetensors") / "config.json"));

@@ -262,7 +262,13 @@ DownloadResult download_file(const HubClient& hub, const FileTarget& target, con
       ::unlink(part.c_str());
       return *r;
     }
-    return transfer(hub, target, options, lock.fd, part);
+    try {
+      return transfer(hub, target, options, lock.fd, part);
+    } catch (...) {
+      struct stat st {};
+      if (::fstat(lock.fd, &st) == 0 && st.st_size == 0) ::unlink(part.c_str());  // nothing worth resuming
+      throw;
+    }
   }
   fail(ErrorKind::io, "expected to lock '{}', found it replaced again and again", part.string());
 }

@@ -33,6 +33,43 @@ std::string folder_dtype(const fs::path& config) {
     return "";
   }
 }
+bool holds_files(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return true;  // nothing to remove
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_directory()) return true;
+  }
+  return bool(ec);
+}
+
+// Downloads the selected files into `dir`, adding each to the manifest `m`.
+void fetch_files(const HubClient& hub, const ModelName& name, const RepoInfo& info, const Selection& sel,
+                 const fs::path& dir, const std::optional<Manifest>& previous, const PullOptions& options, Manifest& m) {
+  std::ostream* log = options.download.log;
+  for (const auto& f : sel.files) {
+    FileTarget t;
+    t.repo_id = name.repo_id();
+    t.url = hub.resolve_url(name.repo_id(), info.commit, f.path);
+    t.dest = dir / f.path;
+    // Defence in depth: the checked path must stay inside the entry folder.
+    const auto rel = t.dest.lexically_normal().lexically_relative(dir.lexically_normal());
+    if (rel.empty() || rel.native().rfind("..", 0) == 0) {
+      fail(ErrorKind::format, "refusing '{}': it would be written outside '{}'", f.path, dir.string());
+    }
+    t.name = f.path;
+    t.size = f.size;
+    t.sha256 = f.sha256;
+    t.git_sha1 = f.git_sha1;
+    if (previous && !options.verify) {
+      for (const auto& pf : previous->files) {
+        if (pf.path == f.path) t.recorded_sha256 = pf.sha256;
+      }
+    }
+    const DownloadResult r = download_file(hub, t, options.download);
+    if (log && !r.downloaded) *log << fmt::format("{}: already present ({})\n", f.path, human_bytes(r.size)) << std::flush;
+    m.files.push_back({f.path, r.size, r.sha256, r.verified});
+  }
+}
 }  // namespace
 
 Manifest pull(const Store& store, const HubClient& hub, const std::string& text, const PullOptions& options) {
@@ -65,28 +102,11 @@ Manifest pull(const Store& store, const HubClient& hub, const std::string& text,
   m.quant = sel.quant;
   m.entry = sel.entry;
   m.dir = dir;
-  for (const auto& f : sel.files) {
-    FileTarget t;
-    t.repo_id = name.repo_id();
-    t.url = hub.resolve_url(name.repo_id(), info.commit, f.path);
-    t.dest = dir / f.path;
-    // Defence in depth: the checked path must stay inside the entry folder.
-    const auto rel = t.dest.lexically_normal().lexically_relative(dir.lexically_normal());
-    if (rel.empty() || rel.native().rfind("..", 0) == 0) {
-      fail(ErrorKind::format, "refusing '{}': it would be written outside '{}'", f.path, dir.string());
-    }
-    t.name = f.path;
-    t.size = f.size;
-    t.sha256 = f.sha256;
-    t.git_sha1 = f.git_sha1;
-    if (previous && !options.verify) {
-      for (const auto& pf : previous->files) {
-        if (pf.path == f.path) t.recorded_sha256 = pf.sha256;
-      }
-    }
-    const DownloadResult r = download_file(hub, t, options.download);
-    if (log && !r.downloaded) *log << fmt::format("{}: already present ({})\n", f.path, human_bytes(r.size)) << std::flush;
-    m.files.push_back({f.path, r.size, r.sha256, r.verified});
+  try {
+    fetch_files(hub, name, info, sel, dir, previous, options, m);
+  } catch (...) {
+    if (!holds_files(dir)) store.remove_dir(dir);  // nothing to resume
+    throw;
   }
   if (m.format == "safetensors") m.quant = folder_dtype(dir / "config.json");
   m.pulled_at = utc_now_iso8601();
