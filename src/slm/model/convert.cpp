@@ -8,6 +8,8 @@
 #include "slm/format/gguf.hpp"
 #include "slm/format/safetensors.hpp"
 #include "slm/model/config.hpp"
+#include "slm/model/quantize.hpp"
+#include "slm/format/quant.hpp"
 #include "slm/model/tensor_names.hpp"
 #include "slm/tokenizer/tokenizer.hpp"
 #include "slm/util/error.hpp"
@@ -46,19 +48,25 @@ size_t permuted_source_row(size_t row, size_t head_dim) {
   return head * head_dim + j * (head_dim / 2) + i;
 }
 
-uint32_t file_type_of(DType t) {
-  switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::BF16: return 32;
-    default: fail(ErrorKind::unsupported, "convert: output type {} is not supported (f32, f16, bf16)", dtype_name(t));
+QuantRecipe recipe_of(const ConvertOptions& options) {
+  std::string name = options.recipe;
+  if (name.empty()) {
+    if (options.outtype != DType::F32 && options.outtype != DType::F16 && options.outtype != DType::BF16) {
+      fail(ErrorKind::unsupported, "convert: output type {} is not supported (f32, f16, bf16, or a recipe: {})",
+           dtype_name(options.outtype), quant_recipe_names());
+    }
+    name = std::string(dtype_name(options.outtype));
   }
+  const auto recipe = quant_recipe(name);
+  if (!recipe) fail(ErrorKind::invalid_argument, "convert: unknown output type '{}': expected one of {}", name, quant_recipe_names());
+  return *recipe;
 }
 
 }  // namespace
 
 ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& out_path, const ConvertOptions& options) {
-  const uint32_t file_type = file_type_of(options.outtype);
+  const QuantRecipe recipe = recipe_of(options);
+  const uint32_t file_type = recipe.file_type;
   const ModelConfig c = ModelConfig::from_hf_folder(folder);
   const auto archive = safetensors::Archive::open(folder);
   const std::string a = c.arch + ".";
@@ -67,6 +75,7 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
   writer.set("general.architecture", gguf::Value::of_string(c.arch));
   writer.set("general.name", gguf::Value::of_string(c.name));
   writer.set("general.file_type", gguf::Value::of_u32(file_type));
+  writer.set("general.quantization_version", gguf::Value::of_u32(2));
   writer.set(a + "context_length", gguf::Value::of_u32(uint32_t(c.context_length)));
   writer.set(a + "embedding_length", gguf::Value::of_u32(uint32_t(c.dim)));
   writer.set(a + "block_count", gguf::Value::of_u32(uint32_t(c.n_layers)));
@@ -95,7 +104,14 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     report.bytes += buf.size();
   }
 
-  const bool permute_qk = c.arch == "llama";
+  // The tensors to write, with their GGUF names; then each one's type under the recipe (plain
+  // recipes: F32/F16/BF16 for weights, F32 for norms and biases).
+  struct Planned {
+    const safetensors::TensorInfo* tensor;
+    std::string name;
+  };
+  std::vector<Planned> planned;
+  std::vector<RecipeTensor> recipe_tensors;
   for (const auto& t : archive.tensors()) {
     auto name = hf_to_gguf_name(t.name);
     if (!name) {
@@ -106,8 +122,19 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     if (t.shape.empty() || t.shape.size() > 2) {
       fail(ErrorKind::unsupported, "convert: tensor '{}' has {} dimensions, expected 1 or 2", t.name, t.shape.size());
     }
+    planned.push_back({&t, *name});
+    std::vector<uint64_t> dims(t.shape.rbegin(), t.shape.rend());
+    recipe_tensors.push_back({*name, dims, DType::F32});
+  }
+  const auto choices = choose_tensor_types(recipe, recipe_tensors, RecipeModel{c.n_layers, c.n_heads, c.n_kv_heads});
+
+  const bool permute_qk = c.arch == "llama";
+  for (size_t index = 0; index < planned.size(); ++index) {
+    const auto& t = *planned[index].tensor;
+    const std::string* name = &planned[index].name;
     const bool matrix = t.shape.size() == 2;
-    const DType out_type = matrix ? options.outtype : DType::F32;
+    const DType out_type = choices[index].type;
+    const bool quantized = is_block_quantized(out_type);
     const bool is_q = name->ends_with("attn_q.weight") || name->ends_with("attn_q.bias");
     const bool is_k = name->ends_with("attn_k.weight") || name->ends_with("attn_k.bias");
     const bool permute = permute_qk && (is_q || is_k);
@@ -118,17 +145,20 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     if (out_type == t.type && !permute) {
       writer.add_tensor(*name, out_type, dims, t.data);  // straight from the mapping
     } else {
-      auto& buf = buffers.emplace_back(size_t(n) * element_size(out_type));
+      // Plain types are written element by element; block formats from an f32 copy.
+      const DType element_type = quantized ? DType::F32 : out_type;
+      std::vector<uint8_t> buf(size_t(n) * element_size(element_type));
       for (uint64_t r = 0; r < rows; ++r) {
         const uint64_t src_row = permute ? permuted_source_row(size_t(r), size_t(c.head_dim)) : r;
         for (uint64_t col = 0; col < cols; ++col) {
-          store_element(out_type, buf.data(), size_t(r * cols + col), load_element(t.type, t.data, size_t(src_row * cols + col)));
+          store_element(element_type, buf.data(), size_t(r * cols + col), load_element(t.type, t.data, size_t(src_row * cols + col)));
         }
       }
-      writer.add_tensor(*name, out_type, dims, buf.data());
+      if (quantized) buf = convert_tensor_data(DType::F32, buf.data(), int64_t(rows), int64_t(cols), out_type);
+      writer.add_tensor(*name, out_type, dims, buffers.emplace_back(std::move(buf)).data());
     }
     ++report.n_tensors;
-    report.bytes += size_t(n) * element_size(out_type);
+    report.bytes += size_t(rows) * dtype_row_bytes(out_type, cols);
   }
 
   const auto tokenizer_json = std::filesystem::path(folder) / "tokenizer.json";

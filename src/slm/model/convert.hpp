@@ -10,6 +10,9 @@ namespace slm {
 
 struct ConvertOptions {
   DType outtype = DType::F16;  // for 2-D weights: F32, F16 or BF16; norms and biases stay F32
+  // A quantization recipe by name (quantize.hpp: "Q8_0", "Q4_K_M", "F16", ...); when set it
+  // replaces outtype and chooses each tensor's type as `slm quantize` does.
+  std::string recipe;
 };
 
 struct ConvertReport {

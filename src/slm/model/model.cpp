@@ -5,10 +5,10 @@
 #include <map>
 
 #include "slm/format/gguf.hpp"
+#include "slm/format/quant.hpp"
 #include "slm/format/safetensors.hpp"
 #include "slm/model/tensor_names.hpp"
 #include "slm/util/error.hpp"
-#include "slm/util/fp16.hpp"
 
 namespace slm {
 namespace fs = std::filesystem;
@@ -107,29 +107,27 @@ const TensorEntry& Model::require(const std::string& name, std::vector<int64_t> 
 
 Matrix Model::matrix(const std::string& name, int64_t rows, int64_t cols) const {
   const TensorEntry& t = require(name, {rows, cols});
-  if (t.type != DType::F32 && t.type != DType::F16 && t.type != DType::BF16) {
-    fail(ErrorKind::unsupported, "model '{}': tensor '{}' has type {}; supported weight types: f32, f16, bf16", path_,
-         name, dtype_name(t.type));
+  if (!quant_supported(t.type)) {
+    fail(ErrorKind::unsupported,
+         "model '{}': tensor '{}' has type {}; supported weight types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+         "q2_K, q3_K, q4_K, q5_K, q6_K, q8_K, iq4_nl, iq4_xs",
+         path_, name, dtype_name(t.type));
+  }
+  if (cols % int64_t(dtype_traits(t.type).block_size) != 0) {
+    fail(ErrorKind::format, "model '{}': tensor '{}' of type {} has rows of {} elements, not whole blocks of {}", path_,
+         name, dtype_name(t.type), cols, dtype_traits(t.type).block_size);
   }
   return Matrix{name, t.type, rows, cols, t.data};
 }
 
 std::vector<float> Model::vector(const std::string& name, int64_t n) const {
   const TensorEntry& t = require(name, {n});
-  if (t.type != DType::F32 && t.type != DType::F16 && t.type != DType::BF16) {
-    fail(ErrorKind::unsupported, "model '{}': tensor '{}' has type {}; expected f32, f16 or bf16", path_, name,
-         dtype_name(t.type));
+  if (!quant_supported(t.type) || n % int64_t(dtype_traits(t.type).block_size) != 0) {
+    fail(ErrorKind::unsupported, "model '{}': tensor '{}' has type {}; expected f32, f16, bf16 or a block format", path_,
+         name, dtype_name(t.type));
   }
   std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    if (t.type == DType::F32) {
-      std::memcpy(&out[size_t(i)], static_cast<const uint8_t*>(t.data) + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const uint8_t*>(t.data) + 2 * i, 2);
-      out[size_t(i)] = t.type == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-    }
-  }
+  dequantize_row(t.type, t.data, out.data(), n);
   return out;
 }
 
