@@ -53,8 +53,12 @@ TEST_P(Construct, RendersAsJinja2) {
       // raise_exception: the message is the template's own, unchanged.
       EXPECT_EQ(what, message);
       EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
-    } else if (error_type == "TemplateSyntaxError") {
+    } else if (error_type == "TemplateSyntaxError" || error_type == "SyntaxError") {
       EXPECT_EQ(e.kind(), ErrorKind::format) << what;
+    } else if (message.rfind("do_", 0) == 0 || message.rfind("sync_do_", 0) == 0) {
+      // Python names its own function in argument-binding errors ("do_sort() got ..."); ours
+      // names the filter.
+      EXPECT_EQ(e.kind(), ErrorKind::invalid_argument) << what;
     } else {
       EXPECT_NE(what.find(message), std::string::npos) << "expected the message \"" << message << "\" in: " << what;
     }

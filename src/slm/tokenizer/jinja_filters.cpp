@@ -1,4 +1,4 @@
-// jinja2's built-in filters and tests, as chat templates use them, plus transformers' tojson.
+// jinja2's built-in filters, as chat templates use them, plus transformers' tojson.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -15,7 +15,6 @@ namespace slm::jinja {
 namespace {
 
 using Filter = Value (*)(Interpreter&, const Value&, const Args&);
-using Test = bool (*)(Interpreter&, const Value&, const Args&);
 
 const Value* arg(const Args& a, size_t index, std::string_view name) { return a.get(index, name); }
 
@@ -134,6 +133,7 @@ Value f_default(Interpreter&, const Value& v, const Args& a) {
 }
 
 Value f_dictsort(Interpreter& in, const Value& v, const Args& a) {
+  if (v.is_undefined()) fail_undefined(v);
   if (v.kind != Kind::dict) fail(ErrorKind::invalid_argument, "dictsort: expected a mapping, found {}", type_name(v));
   const bool case_sensitive = flag(a, 0, "case_sensitive", false);
   const Value* by = arg(a, 1, "by");
@@ -214,6 +214,7 @@ bool parse_float(const std::string& text, double& out) {
 }
 
 Value f_float(Interpreter&, const Value& v, const Args& a) {
+  if (v.is_undefined()) fail_undefined(v);
   const Value* fallback = arg(a, 0, "default");
   if (v.is_number()) return Value::floating(v.as_double());
   double x = 0;
@@ -222,6 +223,7 @@ Value f_float(Interpreter&, const Value& v, const Args& a) {
 }
 
 Value f_int(Interpreter&, const Value& v, const Args& a) {
+  if (v.is_undefined()) fail_undefined(v);
   const Value* fallback = arg(a, 0, "default");
   const int64_t base = int_param(a, 1, "base", 10);
   if (v.is_integral()) return Value::integer(v.as_int());
@@ -242,13 +244,19 @@ Value f_int(Interpreter&, const Value& v, const Args& a) {
 }
 
 Value f_indent(Interpreter& in, const Value& v, const Args& a) {
+  if (v.is_undefined()) fail_undefined(v);  // jinja2 appends "\n" to the value first
+  if (!v.is_string()) fail(ErrorKind::invalid_argument, "unsupported operand type(s) for +=: '{}' and 'str'", type_name(v));
   const Value* width = arg(a, 0, "width");
   std::string indention = "    ";
   if (width != nullptr) {
+    if (width->is_undefined()) fail_undefined(*width);
     if (width->is_string()) {
       indention = width->text();
     } else {
-      const int64_t n = width->is_integral() ? width->as_int() : 4;
+      if (!width->is_integral()) {
+        fail(ErrorKind::invalid_argument, "can't multiply sequence by non-int of type '{}'", type_name(*width));
+      }
+      const int64_t n = width->as_int();
       in.check_size(size_t(std::max<int64_t>(n, 0)));
       indention = std::string(size_t(std::max<int64_t>(n, 0)), ' ');
     }
@@ -310,6 +318,7 @@ Value f_upper(Interpreter&, const Value& v, const Args&) { return Value::string(
 
 Value f_map(Interpreter& in, const Value& v, const Args& a) {
   std::vector<Value> out;
+  if (!truthy(v)) return Value::list_of({});  // jinja2 checks its arguments only for a non-empty value
   if (a.positional.empty()) {
     const Value* attribute = a.get_keyword("attribute");
     if (attribute == nullptr) fail(ErrorKind::invalid_argument, "map() needs a filter name or attribute=");
@@ -350,6 +359,8 @@ Value f_max(Interpreter& in, const Value& v, const Args& a) { return aggregate(i
 Value f_min(Interpreter& in, const Value& v, const Args& a) { return aggregate(in, v, a, false); }
 
 Value select_impl(Interpreter& in, const Value& v, const Args& a, bool by_attribute, bool keep) {
+  const std::vector<Value> items = in.iterate(v);
+  if (items.empty()) return Value::list_of({});  // jinja2 checks its arguments at the first item
   size_t next = 0;
   const Value* attribute = nullptr;
   if (by_attribute) {
@@ -365,7 +376,7 @@ Value select_impl(Interpreter& in, const Value& v, const Args& a, bool by_attrib
   test_args.positional.assign(a.positional.begin() + long(next), a.positional.end());
   test_args.keyword = a.keyword;
   std::vector<Value> out;
-  for (auto& item : in.iterate(v)) {
+  for (const auto& item : items) {
     const Value subject = attribute ? lookup_path(in, item, *attribute) : item;
     const bool passed = test_name.empty() ? truthy(subject) : apply_test(in, test_name, subject, test_args);
     if (passed == keep) out.push_back(item);
@@ -520,7 +531,10 @@ Value f_tojson(Interpreter&, const Value& v, const Args& a) {
 Value f_trim(Interpreter&, const Value& v, const Args& a) {
   const Value* chars = arg(a, 0, "chars");
   std::optional<std::string> set;
-  if (chars != nullptr && !chars->is_none()) set = to_str(*chars);
+  if (chars != nullptr && !chars->is_none()) {
+    if (!chars->is_string()) fail(ErrorKind::invalid_argument, "strip arg must be None or str");
+    set = chars->text();
+  }
   return Value::string(py::strip(to_str(v), set, true, true));
 }
 
@@ -580,150 +594,82 @@ Value f_format(Interpreter& in, const Value& v, const Args& a) {
   return Value::string(percent_format(in, to_str(v), Value::tuple_of(a.positional)));
 }
 
-const std::unordered_map<std::string, Filter>& filters() {
-  static const std::unordered_map<std::string, Filter> table = {
-      {"abs", f_abs},         {"attr", f_attr},           {"batch", f_batch},       {"capitalize", f_capitalize},
-      {"center", f_center},   {"count", f_length},        {"d", f_default},         {"default", f_default},
-      {"dictsort", f_dictsort}, {"e", f_escape},          {"escape", f_escape},     {"forceescape", f_escape},
-      {"first", f_first},     {"float", f_float},         {"format", f_format},     {"indent", f_indent},
-      {"int", f_int},         {"items", f_items},         {"join", f_join},         {"last", f_last},
-      {"length", f_length},   {"list", f_list},           {"lower", f_lower},       {"map", f_map},
-      {"max", f_max},         {"min", f_min},             {"reject", f_reject},     {"rejectattr", f_rejectattr},
-      {"replace", f_replace}, {"reverse", f_reverse},     {"round", f_round},       {"safe", f_safe},
-      {"select", f_select},   {"selectattr", f_selectattr}, {"sort", f_sort},       {"string", f_string},
-      {"sum", f_sum},         {"title", f_title},         {"tojson", f_tojson},     {"trim", f_trim},
-      {"truncate", f_truncate}, {"unique", f_unique},     {"upper", f_upper},       {"wordcount", f_wordcount},
+struct FilterEntry {
+  Filter fn;
+  std::vector<std::string_view> params;  // after the value; jinja2's names, for keyword arguments
+  bool variadic = false;                 // takes any further arguments (map, select, format, ...)
+};
+
+const std::unordered_map<std::string, FilterEntry>& filters() {
+  static const std::unordered_map<std::string, FilterEntry> table = {
+      {"abs", {f_abs, {}}},
+      {"attr", {f_attr, {"name"}}},
+      {"batch", {f_batch, {"linecount", "fill_with"}}},
+      {"capitalize", {f_capitalize, {}}},
+      {"center", {f_center, {"width"}}},
+      {"count", {f_length, {}}},
+      {"d", {f_default, {"default_value", "boolean"}}},
+      {"default", {f_default, {"default_value", "boolean"}}},
+      {"dictsort", {f_dictsort, {"case_sensitive", "by", "reverse"}}},
+      {"e", {f_escape, {}}},
+      {"escape", {f_escape, {}}},
+      {"forceescape", {f_escape, {}}},
+      {"first", {f_first, {}}},
+      {"float", {f_float, {"default"}}},
+      {"format", {f_format, {}, true}},
+      {"indent", {f_indent, {"width", "first", "blank"}}},
+      {"int", {f_int, {"default", "base"}}},
+      {"items", {f_items, {}}},
+      {"join", {f_join, {"d", "attribute"}}},
+      {"last", {f_last, {}}},
+      {"length", {f_length, {}}},
+      {"list", {f_list, {}}},
+      {"lower", {f_lower, {}}},
+      {"map", {f_map, {}, true}},
+      {"max", {f_max, {"case_sensitive", "attribute"}}},
+      {"min", {f_min, {"case_sensitive", "attribute"}}},
+      {"reject", {f_reject, {}, true}},
+      {"rejectattr", {f_rejectattr, {}, true}},
+      {"replace", {f_replace, {"old", "new", "count"}}},
+      {"reverse", {f_reverse, {}}},
+      {"round", {f_round, {"precision", "method"}}},
+      {"safe", {f_safe, {}}},
+      {"select", {f_select, {}, true}},
+      {"selectattr", {f_selectattr, {}, true}},
+      {"sort", {f_sort, {"reverse", "case_sensitive", "attribute"}}},
+      {"string", {f_string, {}}},
+      {"sum", {f_sum, {"attribute", "start"}}},
+      {"title", {f_title, {}}},
+      {"tojson", {f_tojson, {"ensure_ascii", "indent", "separators", "sort_keys"}}},
+      {"trim", {f_trim, {"chars"}}},
+      {"truncate", {f_truncate, {"length", "killwords", "end", "leeway"}}},
+      {"unique", {f_unique, {"case_sensitive", "attribute"}}},
+      {"upper", {f_upper, {}}},
+      {"wordcount", {f_wordcount, {}}},
   };
   return table;
 }
 
-// ---- tests ----
-
-const Value& test_arg(const Args& a, std::string_view test) {
-  if (a.positional.empty()) fail(ErrorKind::invalid_argument, "the '{}' test needs an argument", test);
-  return a.positional[0];
-}
-
-bool t_defined(Interpreter&, const Value& v, const Args&) { return !v.is_undefined(); }
-bool t_undefined(Interpreter&, const Value& v, const Args&) { return v.is_undefined(); }
-bool t_none(Interpreter&, const Value& v, const Args&) { return v.is_none(); }
-bool t_boolean(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::boolean; }
-bool t_true(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::boolean && v.b; }
-bool t_false(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::boolean && !v.b; }
-bool t_integer(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::integer; }
-bool t_float(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::floating; }
-bool t_number(Interpreter&, const Value& v, const Args&) { return v.is_number(); }
-bool t_string(Interpreter&, const Value& v, const Args&) { return v.is_string(); }
-bool t_mapping(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::dict; }
-bool t_iterable(Interpreter&, const Value& v, const Args&) {
-  return v.is_undefined() || v.is_string() || v.is_sequence() || v.kind == Kind::dict;
-}
-bool t_sequence(Interpreter&, const Value& v, const Args&) {
-  return v.is_undefined() || v.is_string() || v.is_sequence() || v.kind == Kind::dict;
-}
-bool t_callable(Interpreter&, const Value& v, const Args&) { return v.kind == Kind::callable || v.is_undefined(); }
-bool t_escaped(Interpreter&, const Value&, const Args&) { return false; }
-
-int64_t integral_for(const Value& v, std::string_view test) {
-  if (v.is_integral()) return v.as_int();
-  fail(ErrorKind::invalid_argument, "the '{}' test needs an integer, found {}", test, type_name(v));
-}
-bool t_odd(Interpreter&, const Value& v, const Args&) {
-  if (v.kind == Kind::floating) return std::fmod(std::fabs(v.f), 2.0) == 1.0;
-  return (integral_for(v, "odd") & 1) != 0;
-}
-bool t_even(Interpreter&, const Value& v, const Args&) {
-  if (v.kind == Kind::floating) return std::fmod(std::fabs(v.f), 2.0) == 0.0;
-  return (integral_for(v, "even") & 1) == 0;
-}
-bool t_divisibleby(Interpreter&, const Value& v, const Args& a) {
-  const Value& n = test_arg(a, "divisibleby");
-  if (v.is_integral() && n.is_integral()) {
-    if (n.as_int() == 0) fail(ErrorKind::invalid_argument, "integer division or modulo by zero");
-    return n.as_int() == -1 || v.as_int() % n.as_int() == 0;
+// Python's binding of call arguments to a filter's parameters: too many, unknown or repeated
+// arguments are a TypeError.
+void check_filter_args(const std::string& name, const FilterEntry& entry, const Args& args) {
+  if (entry.variadic) return;
+  if (args.positional.size() > entry.params.size()) {
+    fail(ErrorKind::invalid_argument, "{}() takes {} arguments after the value ({} given)", name, entry.params.size(),
+         args.positional.size());
   }
-  if (v.is_number() && n.is_number()) {
-    if (n.as_double() == 0.0) fail(ErrorKind::invalid_argument, "float modulo");
-    return std::fmod(v.as_double(), n.as_double()) == 0.0;
+  for (const auto& [key, value] : args.keyword) {
+    const auto it = std::find(entry.params.begin(), entry.params.end(), key);
+    if (it == entry.params.end()) fail(ErrorKind::invalid_argument, "{}() got an unexpected keyword argument '{}'", name, key);
+    if (size_t(it - entry.params.begin()) < args.positional.size()) {
+      fail(ErrorKind::invalid_argument, "{}() got multiple values for argument '{}'", name, key);
+    }
   }
-  fail(ErrorKind::invalid_argument, "the 'divisibleby' test needs numbers");
-}
-bool t_lower(Interpreter&, const Value& v, const Args&) { return py::is_lower(to_str(v)); }
-bool t_upper(Interpreter&, const Value& v, const Args&) { return py::is_upper(to_str(v)); }
-bool t_sameas(Interpreter&, const Value& v, const Args& a) {
-  const Value& o = test_arg(a, "sameas");
-  if (v.kind != o.kind) return false;
-  switch (v.kind) {
-    case Kind::none:
-    case Kind::undefined: return v.kind == Kind::none || v.str == o.str;
-    case Kind::boolean: return v.b == o.b;
-    case Kind::integer: return v.i == o.i && v.i >= -5 && v.i <= 256;  // CPython's cached small ints
-    case Kind::string: return v.str == o.str;
-    case Kind::list:
-    case Kind::tuple: return v.list == o.list;
-    case Kind::dict:
-    case Kind::ns: return v.dict == o.dict;
-    case Kind::callable: return v.fn == o.fn;
-    default: return false;
-  }
-}
-bool t_in(Interpreter& in, const Value& v, const Args& a) {
-  const Value& seq = test_arg(a, "in");
-  if (seq.is_string()) {
-    if (!v.is_string()) fail(ErrorKind::invalid_argument, "'in <string>' requires string as left operand, not {}", type_name(v));
-    return seq.text().find(v.text()) != std::string::npos;
-  }
-  if (seq.kind == Kind::dict) return seq.dict->find(v) != nullptr;
-  for (const auto& item : in.iterate(seq)) {
-    if (equals(item, v)) return true;
-  }
-  return false;
-}
-bool t_eq(Interpreter&, const Value& v, const Args& a) { return equals(v, test_arg(a, "eq")); }
-bool t_ne(Interpreter&, const Value& v, const Args& a) { return !equals(v, test_arg(a, "ne")); }
-void undefined_check(const Value& x, const Value& y) {
-  if (x.is_undefined()) fail_undefined(x);
-  if (y.is_undefined()) fail_undefined(y);
-}
-bool t_lt(Interpreter&, const Value& v, const Args& a) {
-  undefined_check(v, test_arg(a, "lt"));
-  return less(v, test_arg(a, "lt"));
-}
-bool t_gt(Interpreter&, const Value& v, const Args& a) {
-  undefined_check(v, test_arg(a, "gt"));
-  return less(test_arg(a, "gt"), v, ">");
-}
-bool t_le(Interpreter&, const Value& v, const Args& a) {
-  undefined_check(v, test_arg(a, "le"));
-  return !less(test_arg(a, "le"), v, "<=");
-}
-bool t_ge(Interpreter&, const Value& v, const Args& a) {
-  undefined_check(v, test_arg(a, "ge"));
-  return !less(v, test_arg(a, "ge"), ">=");
-}
-bool t_filter(Interpreter&, const Value& v, const Args&) { return v.is_string() && is_filter(v.text()); }
-bool t_test(Interpreter&, const Value& v, const Args&) { return v.is_string() && is_test(v.text()); }
-
-const std::unordered_map<std::string, Test>& tests() {
-  static const std::unordered_map<std::string, Test> table = {
-      {"defined", t_defined},   {"undefined", t_undefined}, {"none", t_none},         {"boolean", t_boolean},
-      {"true", t_true},         {"false", t_false},         {"integer", t_integer},   {"float", t_float},
-      {"number", t_number},     {"string", t_string},       {"mapping", t_mapping},   {"iterable", t_iterable},
-      {"sequence", t_sequence}, {"callable", t_callable},   {"escaped", t_escaped},   {"odd", t_odd},
-      {"even", t_even},         {"divisibleby", t_divisibleby}, {"lower", t_lower},   {"upper", t_upper},
-      {"sameas", t_sameas},     {"in", t_in},               {"eq", t_eq},             {"equalto", t_eq},
-      {"==", t_eq},             {"ne", t_ne},               {"!=", t_ne},             {"lt", t_lt},
-      {"lessthan", t_lt},       {"<", t_lt},                {"le", t_le},             {"<=", t_le},
-      {"gt", t_gt},             {"greaterthan", t_gt},      {">", t_gt},              {"ge", t_ge},
-      {">=", t_ge},             {"filter", t_filter},       {"test", t_test},
-  };
-  return table;
 }
 
 }  // namespace
 
 bool is_filter(const std::string& name) { return filters().count(name) > 0; }
-bool is_test(const std::string& name) { return tests().count(name) > 0; }
 
 bool is_unsupported_filter(const std::string& name) {
   static const char* const names[] = {"filesizeformat", "groupby", "pprint", "random", "slice", "striptags",
@@ -738,14 +684,8 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& operan
     if (is_unsupported_filter(name)) fail(ErrorKind::unsupported, "the '{}' filter is not supported", name);
     fail(ErrorKind::invalid_argument, "No filter named '{}'.", name);
   }
-  return it->second(in, operand, args);
-}
-
-bool apply_test(Interpreter& in, const std::string& name, const Value& operand, const Args& args) {
-  in.count();
-  const auto it = tests().find(name);
-  if (it == tests().end()) fail(ErrorKind::invalid_argument, "No test named '{}'.", name);
-  return it->second(in, operand, args);
+  check_filter_args(name, it->second, args);
+  return it->second.fn(in, operand, args);
 }
 
 }  // namespace slm::jinja

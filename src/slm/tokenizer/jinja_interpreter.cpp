@@ -506,7 +506,9 @@ Value Interpreter::eval(const Expr& e, Frame* frame) {
       if (e.args[1]->kind == ExprKind::slice) return eval_slice(object, *e.args[1], frame);
       return get_item(object, eval(*e.args[1], frame));
     }
-    case ExprKind::slice: fail(ErrorKind::invalid_argument, "a slice is only valid inside []");
+    case ExprKind::slice:
+      // only reached inside a tuple key (x[1:2, 3]), which no sequence or mapping accepts
+      return Value::undefined("a slice inside a tuple is not a valid key");
     case ExprKind::call: {
       const Value callee = eval(*e.args[0], frame);
       return call(callee, eval_args(e, frame, 1));

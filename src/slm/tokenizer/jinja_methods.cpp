@@ -149,6 +149,9 @@ Value string_method(const Value& self, const std::string& name, bool& found) {
     return method([self](Interpreter&, const Args& a) {
       a.check("splitlines", 1, {"keepends"});
       const Value* keep = a.get(0, "keepends");
+      if (keep != nullptr && !keep->is_integral()) {
+        fail(ErrorKind::invalid_argument, "'{}' object cannot be interpreted as an integer", type_name(*keep));
+      }
       return strings_to_list(py::splitlines(self.text(), keep != nullptr && truthy(*keep)));
     });
   }
@@ -347,6 +350,7 @@ DictData kwargs_dict(Interpreter& in, const Args& a, std::string_view function) 
   if (a.positional.size() > 1) fail(ErrorKind::invalid_argument, "{} expected at most 1 argument", function);
   if (!a.positional.empty()) {
     const Value& source = a.positional[0];
+    if (source.is_undefined()) fail_undefined(source);
     if (source.is_mapping()) {
       d = *source.dict;
     } else {
@@ -503,7 +507,11 @@ std::string percent_format(Interpreter& in, const std::string& format, const Val
       if (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X' || conv == 'o') {
         const int64_t n = v->kind == Kind::floating ? int64_t(std::trunc(v->f)) : v->as_int();
         const std::string c = conv == 'i' ? "d" : std::string(1, conv);
-        piece = fmt::format(fmt::runtime("{:" + std::string(cflags.find('+') != std::string::npos ? "+" : "") + c + "}"), n);
+        piece = fmt::format(fmt::runtime("{:" + c + "}"), n < 0 ? -(n + 1) + uint64_t(1) : uint64_t(n));
+        if (p > int(piece.size())) piece.insert(0, size_t(p) - piece.size(), '0');  // precision: minimum digits
+        if (n < 0) piece.insert(0, "-");
+        else if (cflags.find('+') != std::string::npos) piece.insert(0, "+");
+        else if (cflags.find(' ') != std::string::npos) piece.insert(0, " ");
       } else {
         char buf[512];
         std::snprintf(buf, sizeof(buf), ("%" + cflags + prec + conv).c_str(), v->as_double());

@@ -697,6 +697,9 @@ class Parser {
       first = false;
       if (at_op("*") || at_op("**")) unsupported(peek(), "'*' and '**' arguments are not supported");
       if (peek().kind == TokenKind::name && at_op("=", 1)) {
+        for (const auto& kw : e.kwargs) {
+          if (kw.first == peek().value) error(peek(), "keyword argument repeated: " + kw.first);
+        }
         std::string key = next().value;
         next();
         e.kwargs.emplace_back(std::move(key), parse_expression(true));
