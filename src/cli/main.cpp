@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   std::vector<slm::cli::Command> commands = {
       slm::cli::add_run(app),     slm::cli::add_score(app), slm::cli::add_tokenize(app),
       slm::cli::add_detokenize(app), slm::cli::add_info(app),  slm::cli::add_convert(app),
+      slm::cli::add_quantize(app),
       slm::cli::add_bench(app),   slm::cli::add_pull(app),  slm::cli::add_list(app),
       slm::cli::add_show(app),    slm::cli::add_rm(app),    slm::cli::add_template(app),
   };
