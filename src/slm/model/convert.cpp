@@ -163,7 +163,18 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
 
   const auto tokenizer_json = std::filesystem::path(folder) / "tokenizer.json";
   if (std::filesystem::exists(tokenizer_json)) {
-    Tokenizer::write_gguf(Tokenizer::data_from_tokenizer_json(tokenizer_json.string()), writer);
+    TokenizerData data = Tokenizer::data_from_tokenizer_json(tokenizer_json.string());
+    if (int64_t(data.tokens.size()) > c.vocab_size) {
+      fail(ErrorKind::format, "convert: tokenizer.json has {} tokens but the model's vocabulary is {}", data.tokens.size(),
+           c.vocab_size);
+    }
+    // llama.cpp wants one token per embedding row: rows past the tokenizer's tokens (Qwen pads its
+    // embedding to a multiple of 128) become unused "[PAD<id>]" tokens, as its own converter writes.
+    for (int64_t id = int64_t(data.tokens.size()); id < c.vocab_size; ++id) {
+      data.tokens.push_back("[PAD" + std::to_string(id) + "]");
+      data.types.push_back(TokenType::unused);
+    }
+    Tokenizer::write_gguf(data, writer);
     report.has_tokenizer = true;
   }
   writer.write(out_path);
