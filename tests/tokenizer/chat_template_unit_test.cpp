@@ -153,6 +153,22 @@ TEST(ChatTemplate, OperationLimitStopsQuadraticWork) {
   EXPECT_EQ(e.kind(), ErrorKind::out_of_range);
 }
 
+TEST(ChatTemplate, OperationLimitCountsTheLengthOfStrings) {
+  TemplateLimits limits;
+  limits.max_operations = 100000;
+  json context = json::object();
+  context["s"] = std::string(100000, 'a');
+  // one call on the long string is fine; a loop of them is stopped early
+  EXPECT_EQ(render("{{ s.upper()|length }}", context, limits), "100000");
+  for (const char* source : {"{% for i in range(1000) %}{% set x = s.upper() %}{% endfor %}",
+                             "{% for i in range(1000) %}{% set x = s|trim %}{% endfor %}",
+                             "{% for i in range(1000) %}{% set x = s[i] %}{% endfor %}",
+                             "{% for i in range(1000) %}{% set x = s[1:] %}{% endfor %}",
+                             "{% for i in range(1000) %}{% set x = 'b' in s %}{% endfor %}"}) {
+    EXPECT_EQ(error_of([&] { render(source, context, limits); }).kind(), ErrorKind::out_of_range) << source;
+  }
+}
+
 TEST(ChatTemplate, SandboxBlocksMutationAndPrivateAttributes) {
   const json context = json::parse(R"({"l": [1], "d": {"a": 1}, "s": "x"})");
   EXPECT_EQ(error_of([&] { render("{{ l.append(2) }}", context); }).kind(), ErrorKind::invalid_argument);

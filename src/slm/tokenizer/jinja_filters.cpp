@@ -678,7 +678,8 @@ bool is_unsupported_filter(const std::string& name) {
 }
 
 Value apply_filter(Interpreter& in, const std::string& name, const Value& operand, const Args& args) {
-  in.count();
+  // charged for the size of what it works on
+  in.count(1 + (operand.is_string() ? operand.text().size() / 8 : operand.is_sequence() ? operand.items().size() : 0));
   const auto it = filters().find(name);
   if (it == filters().end()) {
     if (is_unsupported_filter(name)) fail(ErrorKind::unsupported, "the '{}' filter is not supported", name);

@@ -399,6 +399,7 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
     if (const Value* v = object.dict->find(key)) return *v;
   } else if ((object.is_sequence() || object.is_string()) && key.is_integral()) {
     if (object.is_string()) {
+      count(object.text().size() / 8);
       const std::u32string chars = decode_utf8(object.text());
       int64_t k = key.as_int();
       if (k < 0) k += int64_t(chars.size());
@@ -453,7 +454,10 @@ Value Interpreter::eval_slice(const Value& object, const Expr& slice, Frame* fra
   const int64_t step = bound[2];
   if (step == 0) fail(ErrorKind::invalid_argument, "slice step cannot be zero");
   std::u32string chars;
-  if (object.is_string()) chars = decode_utf8(object.text());
+  if (object.is_string()) {
+    count(object.text().size() / 8);
+    chars = decode_utf8(object.text());
+  }
   const int64_t length = object.is_string() ? int64_t(chars.size()) : int64_t(object.list->size());
   auto clamp = [&](int64_t v, bool is_given, int64_t if_absent, bool is_start) {
     if (!is_given) return if_absent;
@@ -536,7 +540,7 @@ Value Interpreter::eval(const Expr& e, Frame* frame) {
         out += to_str(eval(*a, frame));
         check_size(out.size());
       }
-      count(out.size() / 64);
+      count(out.size() / 8);
       return Value::string(std::move(out));
     }
     case ExprKind::compare: {
@@ -576,7 +580,7 @@ bool Interpreter::eval_compare(const std::string& op, const Value& a, const Valu
       if (!a.is_string()) {
         fail(ErrorKind::invalid_argument, "'in <string>' requires string as left operand, not {}", type_name(a));
       }
-      count(b.text().size() / 64);
+      count(b.text().size() / 8);
       found = b.text().find(a.text()) != std::string::npos;
     } else if (b.is_sequence()) {
       count(b.list->size());
@@ -656,7 +660,7 @@ Value Interpreter::eval_binary(const std::string& op, const Value& a, const Valu
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       check_size(a.text().size() + b.text().size());
-      count((a.text().size() + b.text().size()) / 64);
+      count((a.text().size() + b.text().size()) / 8);
       return Value::string(a.text() + b.text());
     }
     if (a.is_sequence() && a.kind == b.kind) {

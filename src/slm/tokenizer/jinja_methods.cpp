@@ -128,7 +128,13 @@ std::string str_format(Interpreter& in, const std::string& fmt_text, const Args&
 Value string_method(const Value& self, const std::string& name, bool& found) {
   found = true;
   const std::string& s = self.text();
-  auto method = [&](Fn fn) { return builtin(name, std::move(fn)); };
+  // Each call is charged for the length of the string it works on.
+  auto method = [&](Fn fn) {
+    return builtin(name, [self, fn = std::move(fn)](Interpreter& in, const Args& a) {
+      in.count(self.text().size() / 8);
+      return fn(in, a);
+    });
+  };
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     const bool left = name != "rstrip", right = name != "lstrip";
     return method([self, name, left, right](Interpreter&, const Args& a) {
@@ -141,7 +147,7 @@ Value string_method(const Value& self, const std::string& name, bool& found) {
       a.check(name, 2, {"sep", "maxsplit"});
       const auto sep = optional_string(a, 0, "sep", name);
       const int64_t maxsplit = int_arg(a, 1, "maxsplit", -1, name);
-      in.count(self.text().size() / 16);
+      in.count(self.text().size() / 8);
       return strings_to_list(name == "split" ? py::split(self.text(), sep, maxsplit) : py::rsplit(self.text(), sep, maxsplit));
     });
   }
