@@ -100,3 +100,39 @@ TEST(DemoModelCli, HeldOutPerplexityAgreesWithTraining) {
 }
 
 }  // namespace
+
+namespace {
+
+// The committed Q8_0 file is what `slm convert` and `slm quantize` make of the Hugging Face folder.
+TEST(DemoModelQ8, CommittedFileIsReproducible) {
+  const fs::path tmp = fs::temp_directory_path() / ("slm_demo_q8_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string f16 = (tmp / "f16.gguf").string(), q8 = (tmp / "q8_0.gguf").string();
+  const std::string cmd = std::string(SLM_EXE) + " convert " + (demo_dir / "hf").string() + " -o " + f16 +
+                          " --outtype f16 2>/dev/null && " + SLM_EXE + " quantize " + f16 + " " + q8 + " Q8_0 >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const bool same = slurp(q8) == slurp(demo_dir / "demo-q8_0.gguf");
+  fs::remove_all(tmp);
+  EXPECT_TRUE(same) << "models/demo/demo-q8_0.gguf differs from a fresh convert + quantize of models/demo/hf";
+}
+
+// golden-q8_0.txt is llama.cpp's greedy continuation of the same prompt on the same Q8_0 file
+// (llama-simple, 32 tokens); slm must print the same text.
+TEST(DemoModelQ8, GreedyRunMatchesGolden) {
+  std::ifstream golden_in(demo_dir / "golden-q8_0.txt", std::ios::binary);
+  const std::string golden((std::istreambuf_iterator<char>(golden_in)), {});
+  const fs::path out = fs::temp_directory_path() / ("slm_demo_q8_run_" + std::to_string(::getpid()));
+  const std::string cmd = std::string(SLM_EXE) + " run " + (demo_dir / "demo-q8_0.gguf").string() +
+                          " --prompt \"It is a truth universally acknowledged\" -n 32 --temp 0 >" + out.string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  const std::string printed((std::istreambuf_iterator<char>(in)), {});
+  fs::remove(out);
+  EXPECT_EQ(printed, golden + "\n");
+}
+
+}  // namespace
