@@ -55,6 +55,8 @@ TEST_P(QuantMatmul, EqualsFloat64ProductOfDequantizedWeights) {
     if (int(detect_isa()) >= int(Isa::avx2)) isas.push_back(Isa::avx2);
     if (detect_isa() == Isa::avx512) isas.push_back(Isa::avx512);
     for (Isa isa : isas) {
+      // Integer kernels round the activations to 8 bits: matmul_quant_simd_test.cpp checks them.
+      if (isa == Isa::avx512 && matmul_quant_has_simd(type)) continue;
       std::vector<float> y(size_t(n_tokens * n_out), -1.0f);
       matmul_isa(isa, type, w.bytes.data(), n_out, n_in, x.data(), n_tokens, y.data());
       for (int64_t t = 0; t < n_tokens; ++t) {

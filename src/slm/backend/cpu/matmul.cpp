@@ -108,8 +108,8 @@ const char* isa_name(Isa isa) {
 void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x,
                 int64_t n_tokens, float* y) {
   require_isa(isa);
-  if (is_block_quantized(w_type)) {  // block formats: the reference path of matmul_quant_ref.cpp
-    matmul_quant_ref(w_type, w, n_out, n_in, x, n_tokens, y);
+  if (is_block_quantized(w_type)) {  // block formats: matmul_quant.cpp (integer kernels need AVX-512)
+    (isa == Isa::avx512 ? matmul_quant : matmul_quant_ref)(w_type, w, n_out, n_in, x, n_tokens, y);
     return;
   }
   const WeightType type = weight_type(w_type, "matmul");

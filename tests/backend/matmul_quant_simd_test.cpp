@@ -1,0 +1,106 @@
+// Integer block kernels for Q8_0 / Q4_0 weights (matmul_quant): against a float64 product with the
+// dequantized weights, within the error of rounding the activations to 8-bit blocks.
+//
+// Bound: each activation block b of 32 is rounded with step d_b = max|x_b| / 127, so every value
+// moves by at most d_b / 2 (plus f32 rounding of x / d_b, covered by the 1.01 factor). The
+// product then moves by at most E = sum_b d_b / 2 * sum_{i in b} |w_i|; the f32 accumulation adds
+// at most ~1e-5 * sum |w_i x_i|. Relative to sum |w_i x_i| this is about 1/254 for typical data.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "slm/backend/cpu/matmul.hpp"
+#include "slm/backend/cpu/matmul_quant.hpp"
+#include "slm/format/quant.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm::cpu {
+namespace {
+
+std::vector<float> random_values(size_t n, std::mt19937& rng, float scale) {
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    do x = dist(rng); while (x == 0.0f);
+  }
+  return v;
+}
+
+class QuantSimd : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QuantSimd, MatchesFloat64ProductWithinActivationRounding) {
+  const DType type = GetParam();
+  if (!matmul_quant_has_simd(type)) GTEST_SKIP() << "no integer kernel for this type on this machine";
+  std::mt19937 rng(29);
+  for (const int64_t n_in : {32, 64, 96, 256, 896, 1024}) {
+    for (const int64_t n_out : {1, 3, 7, 13, 37}) {
+      for (const int64_t n_tokens : {1, 2, 3, 7}) {
+        const auto wf = random_values(size_t(n_out * n_in), rng, 0.05f);
+        const size_t row_bytes = quantized_row_bytes(type, n_in);
+        std::vector<uint8_t> w(size_t(n_out) * row_bytes);
+        std::vector<float> wd(wf.size());
+        for (int64_t o = 0; o < n_out; ++o) {
+          quantize_row(type, wf.data() + o * n_in, w.data() + size_t(o) * row_bytes, n_in);
+          dequantize_row(type, w.data() + size_t(o) * row_bytes, wd.data() + o * n_in, n_in);
+        }
+        // Activations with a different scale per block, as in real hidden states.
+        auto x = random_values(size_t(n_tokens * n_in), rng, 1.0f);
+        for (size_t i = 0; i < x.size(); ++i) x[i] *= float(1 + (i / 32) % 5);
+        std::vector<float> y(size_t(n_tokens * n_out), std::numeric_limits<float>::quiet_NaN());
+        matmul_quant(type, w.data(), n_out, n_in, x.data(), n_tokens, y.data());
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          const float* xt = x.data() + t * n_in;
+          for (int64_t o = 0; o < n_out; ++o) {
+            const float* wo = wd.data() + o * n_in;
+            double expected = 0.0, magnitude = 0.0, bound = 0.0;
+            for (int64_t b = 0; b < n_in / 32; ++b) {
+              double amax = 0.0, wsum = 0.0;
+              for (int64_t i = b * 32; i < b * 32 + 32; ++i) {
+                expected += double(wo[i]) * double(xt[i]);
+                magnitude += std::fabs(double(wo[i]) * double(xt[i]));
+                amax = std::max(amax, std::fabs(double(xt[i])));
+                wsum += std::fabs(double(wo[i]));
+              }
+              bound += amax / 127.0 / 2.0 * wsum;
+            }
+            const double tol = 1.01 * bound + 1e-5 * magnitude;
+            const float got = y[size_t(t * n_out + o)];
+            ASSERT_TRUE(std::isfinite(got)) << "token " << t << " row " << o;
+            ASSERT_NEAR(got, expected, tol) << dtype_name(type) << " n_in " << n_in << " n_out " << n_out
+                                            << " token " << t << " row " << o;
+            // The bound is not vacuous: it is a small fraction of the product's magnitude.
+            ASSERT_LT(tol, 0.02 * magnitude);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(QuantSimd, MatmulAgreesWithMatmulQuantAndRejectsPartialBlocks) {
+  const DType type = GetParam();
+  std::mt19937 rng(31);
+  const int64_t n_out = 5, n_in = 64, n_tokens = 2;
+  const auto wf = random_values(size_t(n_out * n_in), rng, 0.1f);
+  const size_t row_bytes = quantized_row_bytes(type, n_in);
+  std::vector<uint8_t> w(size_t(n_out) * row_bytes);
+  for (int64_t o = 0; o < n_out; ++o) quantize_row(type, wf.data() + o * n_in, w.data() + size_t(o) * row_bytes, n_in);
+  const auto x = random_values(size_t(n_tokens * n_in), rng, 1.0f);
+  std::vector<float> a(size_t(n_out * n_tokens), std::nanf("")), b(a.size(), std::nanf(""));
+  matmul(type, w.data(), n_out, n_in, x.data(), n_tokens, a.data());
+  matmul_quant(type, w.data(), n_out, n_in, x.data(), n_tokens, b.data());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(a[i]));
+    EXPECT_EQ(a[i], b[i]) << i;
+  }
+  EXPECT_THROW(matmul_quant(type, w.data(), n_out, 48, x.data(), n_tokens, b.data()), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QuantSimd, ::testing::Values(DType::Q8_0, DType::Q4_0),
+                         [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace slm::cpu
