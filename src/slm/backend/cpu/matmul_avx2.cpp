@@ -5,6 +5,7 @@
 // The same two kernels as the AVX-512 path, sized for 16 ymm registers: dot products of weight rows
 // with up to 8 tokens for generation, and a blocked matrix product with a 6 x 16 register tile for
 // prompts. Accumulation is f32 throughout.
+
 // GCC 12 warns about the deliberately undefined vectors inside some intrinsics.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"

@@ -11,6 +11,7 @@
 //   weight rows, kNr outputs by up to kKc inputs per panel, and a register-tiled micro-kernel keeps a
 //   kMr x kNr tile of outputs in 24 zmm registers (broadcast activation x two weight vectors).
 // Accumulation is f32 throughout; only the order of the sums differs from the scalar path.
+
 // GCC 12 warns about the deliberately undefined vectors inside some intrinsics.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
