@@ -1,4 +1,4 @@
-// Integer block kernels for Q8_0 / Q4_0 weights (matmul_quant): against a float64 product with the
+// Integer block kernels for Q8_0 / Q4_0 / Q4_K / Q6_K weights (matmul_quant): against a float64 product with the
 // dequantized weights, within the error of rounding the activations to 8-bit blocks.
 //
 // Bound: each activation block b of 32 is rounded with step d_b = max|x_b| / 127, so every value
@@ -35,7 +35,10 @@ TEST_P(QuantSimd, MatchesFloat64ProductWithinActivationRounding) {
   const DType type = GetParam();
   if (!matmul_quant_has_simd(type)) GTEST_SKIP() << "no integer kernel for this type on this machine";
   std::mt19937 rng(29);
-  for (const int64_t n_in : {32, 64, 96, 256, 896, 1024}) {
+  const bool super = type == DType::Q4_K || type == DType::Q6_K;
+  const std::vector<int64_t> sizes =
+      super ? std::vector<int64_t>{256, 512, 768, 2304} : std::vector<int64_t>{32, 64, 96, 256, 896, 1024};
+  for (const int64_t n_in : sizes) {
     for (const int64_t n_out : {1, 3, 7, 13, 37}) {
       for (const int64_t n_tokens : {1, 2, 3, 7}) {
         const auto wf = random_values(size_t(n_out * n_in), rng, 0.05f);
@@ -83,11 +86,13 @@ TEST_P(QuantSimd, MatchesFloat64ProductWithinActivationRounding) {
 TEST_P(QuantSimd, MatmulAgreesWithMatmulQuantAndRejectsPartialBlocks) {
   const DType type = GetParam();
   std::mt19937 rng(31);
-  const int64_t n_out = 5, n_in = 64, n_tokens = 2;
+  const int64_t n_out = 5, n_in = 512, n_tokens = 2;
   const auto wf = random_values(size_t(n_out * n_in), rng, 0.1f);
   const size_t row_bytes = quantized_row_bytes(type, n_in);
   std::vector<uint8_t> w(size_t(n_out) * row_bytes);
-  for (int64_t o = 0; o < n_out; ++o) quantize_row(type, wf.data() + o * n_in, w.data() + size_t(o) * row_bytes, n_in);
+  for (int64_t o = 0; o < n_out; ++o) {
+    quantize_row(type, wf.data() + o * n_in, w.data() + size_t(o) * row_bytes, n_in);
+  }
   const auto x = random_values(size_t(n_tokens * n_in), rng, 1.0f);
   std::vector<float> a(size_t(n_out * n_tokens), std::nanf("")), b(a.size(), std::nanf(""));
   matmul(type, w.data(), n_out, n_in, x.data(), n_tokens, a.data());
@@ -97,9 +102,10 @@ TEST_P(QuantSimd, MatmulAgreesWithMatmulQuantAndRejectsPartialBlocks) {
     EXPECT_EQ(a[i], b[i]) << i;
   }
   EXPECT_THROW(matmul_quant(type, w.data(), n_out, 48, x.data(), n_tokens, b.data()), Error);
+  EXPECT_THROW(matmul_quant(type, w.data(), n_out, 500, x.data(), n_tokens, b.data()), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, QuantSimd, ::testing::Values(DType::Q8_0, DType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(Formats, QuantSimd, ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
                          [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

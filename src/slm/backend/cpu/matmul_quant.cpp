@@ -31,7 +31,7 @@ void matmul_quant(DType w_type, const void* w, int64_t n_out, int64_t n_in, cons
   quantized_row_bytes(w_type, n_in);  // checks n_in against the block size
   const int64_t n_blocks = n_in / 32;
   std::vector<int8_t> qx(size_t(n_tokens * n_in));
-  std::vector<float> dx(size_t(n_tokens * n_blocks));
+  std::vector<float> dx(size_t(2 * n_tokens * n_blocks));  // scales and scaled sums per block
   kernels::matmul_quant_avx512(w_type, static_cast<const uint8_t*>(w), n_out, n_in, x, n_tokens, y, qx.data(),
                                dx.data());
 }

@@ -15,8 +15,8 @@ namespace slm::cpu {
 void matmul_quant_ref(DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tokens,
                       float* y);
 
-// The same through the fastest path for w_type: with AVX-512 (F, BW, VL), Q8_0 and Q4_0 weights
-// use integer block products with the activations rounded to 8 bits per block of 32 (error per
+// The same through the fastest path for w_type: with AVX-512 (F, BW, VL), Q8_0, Q4_0, Q4_K and Q6_K
+// weights use integer block products with the activations rounded to 8 bits per block of 32 (error per
 // output at most sum over blocks of max|x_block| / 254 * sum|w_block|); other types and machines
 // take matmul_quant_ref.
 void matmul_quant(DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tokens,
