@@ -72,8 +72,9 @@ int run(int argc, char** argv) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::printf("%-6s %-12s %8s | %10s %8s | %10s %8s | %7s\n", "type", "shape", "MB", "ref ms", "GB/s", "simd ms",
               "GB/s", "speedup");
-  for (const DType type : {DType::Q8_0, DType::Q4_0}) {
+  for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     for (const Shape s : kShapes) {
+      if (s.n_in % int64_t(slm::dtype_traits(type).block_size) != 0) continue;  // K formats need rows of whole 256-blocks
       const size_t row_bytes = slm::quantized_row_bytes(type, s.n_in);
       std::vector<uint8_t> w(size_t(s.n_out) * row_bytes);
       std::vector<float> row(size_t(s.n_in));
@@ -99,8 +100,12 @@ int run(int argc, char** argv) {
                   mb / 1e3 / ref.second, mb / 1e3 / simd.second);
     }
   }
-  std::printf("integer kernels: q8_0 %s, q4_0 %s\n", slm::cpu::matmul_quant_has_simd(DType::Q8_0) ? "yes" : "no",
-              slm::cpu::matmul_quant_has_simd(DType::Q4_0) ? "yes" : "no");
+  std::printf("integer kernels:");
+  for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    std::printf(" %s %s", std::string(slm::dtype_name(type)).c_str(),
+                slm::cpu::matmul_quant_has_simd(type) ? "yes" : "no");
+  }
+  std::printf("\n");
   return 0;
 }
 
