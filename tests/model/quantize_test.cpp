@@ -290,14 +290,15 @@ TEST(QuantizeDemo, KQuantsWithoutFallbacksStayNearF32) {
   ASSERT_GE(tokens.size(), 64u);
   const auto reference = logits_of(dir.file("f32.gguf"), tokens);
   // Bounds about 1.5x the errors measured (docs/perf.md); more bits, less error (Q4_K_S and IQ4_XS
-  // land within noise of Q4_K_M on 96 tokens, so they are not ordered).
+  // land within noise of Q4_K_M on 96 tokens, so they are not ordered). Q8_0's bound allows for the
+  // integer kernels, which round the activations to 8 bits as llama.cpp does (0.0071 there).
   struct Case {
     std::string recipe;
     double bound;
     bool monotone;  // must lose more than the previous monotone recipe
   };
   const std::vector<Case> recipes = {
-      {"Q8_0", 0.006, true},    {"Q6_K", 0.02, true},   {"Q5_K_M", 0.032, true}, {"Q4_K_M", 0.06, true},
+      {"Q8_0", 0.009, true},    {"Q6_K", 0.02, true},   {"Q5_K_M", 0.032, true}, {"Q4_K_M", 0.06, true},
       {"Q4_K_S", 0.06, false},  {"IQ4_XS", 0.07, false}, {"Q3_K_M", 0.1, true},   {"Q2_K", 0.2, true},
   };
   double previous = 0.0;
