@@ -24,7 +24,7 @@ namespace {
 
 constexpr int kMr = 6;             // tokens per register tile
 constexpr int kNr = 16;            // outputs per register tile (two ymm)
-constexpr int64_t kKc = 256;       // inputs per packed block (at most)
+constexpr int64_t kKc = 128;       // inputs per packed block (at most)
 constexpr int64_t kNc = 128;       // outputs per packed weight block (a multiple of kNr)
 constexpr int64_t kGemmMinTokens = 8;  // fewer tokens go to the dot-product kernel, all in one pass
 constexpr int64_t kParallelMinWork = 1 << 16;  // multiply-adds below which one thread does it all
@@ -255,6 +255,7 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
       c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
     if (valid == kNr) {
@@ -323,12 +324,13 @@ void gemm(const MatmulTask& task) {
         const int64_t k0 = n_in * kb / layout.n_kblocks;
         const int64_t kc = n_in * (kb + 1) / layout.n_kblocks - k0;
         pack_w_block<T>(w, row_bytes, o0, n_rows, k0, kc, packed_w);
-        for (int64_t mt = 0; mt < layout.n_mtiles; ++mt) {
-          const int64_t t0 = mt * kMr;
-          const MicroKernel kernel = kMicroKernels[min64(kMr, n_tokens - t0)];
-          const float* a = packed_x + mt * layout.x_tile_floats + k0 * kMr;
-          for (int64_t p = 0; p < n_panels; ++p) {
-            const int64_t o = o0 + p * kNr;
+        // A weight panel (kc x kNr) stays in L1 while the packed activations stream past it.
+        for (int64_t p = 0; p < n_panels; ++p) {
+          const int64_t o = o0 + p * kNr;
+          for (int64_t mt = 0; mt < layout.n_mtiles; ++mt) {
+            const int64_t t0 = mt * kMr;
+            const MicroKernel kernel = kMicroKernels[min64(kMr, n_tokens - t0)];
+            const float* a = packed_x + mt * layout.x_tile_floats + k0 * kMr;
             kernel(kc, a, packed_w + p * kc * kNr, task.y + t0 * n_out + o, n_out, min64(kNr, o0 + n_rows - o), kb > 0);
           }
         }
