@@ -94,8 +94,8 @@ Command add_bench(CLI::App& app) {
             }
             const double bytes_per_token = double(model->weight_bytes_per_token());
             const double weight_gbps = tg.median() * bytes_per_token / 1e9;
+            const size_t peak = peak_rss_bytes();  // before the bandwidth probe's own buffer
             const double bandwidth = args->no_bandwidth ? 0.0 : cpu::measure_read_bandwidth() / 1e9;
-            const size_t peak = peak_rss_bytes();
             const int threads = omp_get_max_threads();
             if (args->json) {
               nlohmann::json out;
