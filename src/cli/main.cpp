@@ -7,7 +7,7 @@
 #include "slm/util/error.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"slm: run small language models"};
+  CLI::App app{"slm: run small language models", "slm"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "slm 0.1.0");
   std::vector<slm::cli::Command> commands = {
