@@ -13,32 +13,10 @@
 #include "slm/model/tensor_names.hpp"
 #include "slm/tokenizer/tokenizer.hpp"
 #include "slm/util/error.hpp"
-#include "slm/util/fp16.hpp"
 
 namespace slm {
 namespace {
 
-float load_element(DType type, const uint8_t* p, size_t i) {
-  if (type == DType::F32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p + 2 * i, 2);
-  return type == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-}
-
-void store_element(DType type, uint8_t* p, size_t i, float v) {
-  if (type == DType::F32) {
-    std::memcpy(p + 4 * i, &v, 4);
-    return;
-  }
-  const uint16_t h = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-  std::memcpy(p + 2 * i, &h, 2);
-}
-
-size_t element_size(DType type) { return type == DType::F32 ? 4 : 2; }
 
 // llama.cpp's "llama" architecture applies RoPE to interleaved pairs, Hugging Face to halves: the
 // rows of each head of Q and K are reordered so that row (2i + j) takes row (j * head_dim/2 + i).
@@ -134,27 +112,28 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     const std::string* name = &planned[index].name;
     const bool matrix = t.shape.size() == 2;
     const DType out_type = choices[index].type;
-    const bool quantized = is_block_quantized(out_type);
     const bool is_q = name->ends_with("attn_q.weight") || name->ends_with("attn_q.bias");
     const bool is_k = name->ends_with("attn_k.weight") || name->ends_with("attn_k.bias");
     const bool permute = permute_qk && (is_q || is_k);
     const uint64_t rows = t.shape[0];
     const uint64_t cols = matrix ? t.shape[1] : 1;
-    const uint64_t n = rows * cols;
     std::vector<uint64_t> dims = matrix ? std::vector<uint64_t>{cols, rows} : std::vector<uint64_t>{rows};
     if (out_type == t.type && !permute) {
       writer.add_tensor(*name, out_type, dims, t.data);  // straight from the mapping
     } else {
-      // Plain types are written element by element; block formats from an f32 copy.
-      const DType element_type = quantized ? DType::F32 : out_type;
-      std::vector<uint8_t> buf(size_t(n) * element_size(element_type));
-      for (uint64_t r = 0; r < rows; ++r) {
-        const uint64_t src_row = permute ? permuted_source_row(size_t(r), size_t(c.head_dim)) : r;
-        for (uint64_t col = 0; col < cols; ++col) {
-          store_element(element_type, buf.data(), size_t(r * cols + col), load_element(t.type, t.data, size_t(src_row * cols + col)));
+      // Permutation moves whole rows in the source type; convert_tensor_data then changes the type.
+      const void* source = t.data;
+      std::vector<uint8_t> permuted;
+      if (permute) {
+        const size_t row_bytes = dtype_row_bytes(t.type, cols);
+        permuted.resize(size_t(rows) * row_bytes);
+        for (uint64_t r = 0; r < rows; ++r) {
+          std::memcpy(permuted.data() + r * row_bytes, t.data + permuted_source_row(size_t(r), size_t(c.head_dim)) * row_bytes,
+                      row_bytes);
         }
+        source = permuted.data();
       }
-      if (quantized) buf = convert_tensor_data(DType::F32, buf.data(), int64_t(rows), int64_t(cols), out_type);
+      std::vector<uint8_t> buf = convert_tensor_data(t.type, source, int64_t(rows), int64_t(cols), out_type);
       writer.add_tensor(*name, out_type, dims, buffers.emplace_back(std::move(buf)).data());
     }
     ++report.n_tensors;

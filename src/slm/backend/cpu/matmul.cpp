@@ -105,6 +105,24 @@ const char* isa_name(Isa isa) {
   return "unknown";
 }
 
+bool matmul_check_args(const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tokens, float* y) {
+  if (n_out < 0 || n_in < 0 || n_tokens < 0) {
+    fail(ErrorKind::invalid_argument, "matmul: expected sizes >= 0, found n_out {}, n_in {}, n_tokens {}", n_out,
+         n_in, n_tokens);
+  }
+  if (n_out == 0 || n_tokens == 0) return false;
+  if (y == nullptr) fail(ErrorKind::invalid_argument, "matmul: expected an output buffer, found null");
+  if (n_in == 0) {
+    std::fill(y, y + n_out * n_tokens, 0.0f);
+    return false;
+  }
+  if (w == nullptr || x == nullptr) {
+    fail(ErrorKind::invalid_argument, "matmul: expected weights and activations, found null {}",
+         w == nullptr ? "weights" : "activations");
+  }
+  return true;
+}
+
 void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x,
                 int64_t n_tokens, float* y) {
   require_isa(isa);
@@ -113,20 +131,7 @@ void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_i
     return;
   }
   const WeightType type = weight_type(w_type, "matmul");
-  if (n_out < 0 || n_in < 0 || n_tokens < 0) {
-    fail(ErrorKind::invalid_argument, "matmul: expected sizes >= 0, found n_out {}, n_in {}, n_tokens {}", n_out,
-         n_in, n_tokens);
-  }
-  if (n_out == 0 || n_tokens == 0) return;
-  if (y == nullptr) fail(ErrorKind::invalid_argument, "matmul: expected an output buffer, found null");
-  if (n_in == 0) {
-    std::fill(y, y + n_out * n_tokens, 0.0f);
-    return;
-  }
-  if (w == nullptr || x == nullptr) {
-    fail(ErrorKind::invalid_argument, "matmul: expected weights and activations, found null {}",
-         w == nullptr ? "weights" : "activations");
-  }
+  if (!matmul_check_args(w, n_out, n_in, x, n_tokens, y)) return;
 
   thread_local Scratch scratch;
   kernels::MatmulTask task{type, w, n_out, n_in, x, n_tokens, y, nullptr, std::max(1, omp_get_max_threads())};

@@ -21,6 +21,10 @@ void matmul(DType w_type, const void* w, int64_t n_out, int64_t n_in, const floa
 void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x,
                 int64_t n_tokens, float* y);
 
+// Checks matmul's arguments (Error(invalid_argument) naming what is wrong) and does the empty cases
+// (no outputs; n_in == 0 zero-fills y); false when nothing is left to compute.
+bool matmul_check_args(const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tokens, float* y);
+
 // Converts n elements of row data of `type` into f32 (embedding look-ups, conversions).
 void to_f32(DType type, const void* src, float* dst, int64_t n);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "slm/backend/cpu/matmul_quant.hpp"
+#include "slm/backend/cpu/matmul.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::cpu {
@@ -32,20 +33,7 @@ void matmul_quant_ref(DType w_type, const void* w, int64_t n_out, int64_t n_in, 
   if (!is_block_quantized(w_type)) {
     fail(ErrorKind::internal, "matmul_quant_ref: expected a block-quantized weight type, found {}", dtype_name(w_type));
   }
-  if (n_out < 0 || n_in < 0 || n_tokens < 0) {
-    fail(ErrorKind::invalid_argument, "matmul: expected sizes >= 0, found n_out {}, n_in {}, n_tokens {}", n_out, n_in,
-         n_tokens);
-  }
-  if (n_out == 0 || n_tokens == 0) return;
-  if (y == nullptr) fail(ErrorKind::invalid_argument, "matmul: expected an output buffer, found null");
-  if (n_in == 0) {
-    std::fill(y, y + n_out * n_tokens, 0.0f);
-    return;
-  }
-  if (w == nullptr || x == nullptr) {
-    fail(ErrorKind::invalid_argument, "matmul: expected weights and activations, found null {}",
-         w == nullptr ? "weights" : "activations");
-  }
+  if (!matmul_check_args(w, n_out, n_in, x, n_tokens, y)) return;
   const size_t row_bytes = quantized_row_bytes(w_type, n_in);  // checks n_in against the block size
   const auto* rows = static_cast<const uint8_t*>(w);
   const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
