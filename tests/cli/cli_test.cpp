@@ -9,44 +9,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "run_slm.hpp"
 #include "slm/util/npy.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using slm_test::Result;
+using slm_test::slurp;
+Result slm(const std::string& args, const std::string& input = "") { return slm_test::run_slm(args, input); }
+fs::path temp_dir() { return slm_test::scratch(); }
 
-fs::path temp_dir() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("slm_cli_test_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Runs `slm ARGS` through the shell, with optional standard input.
-Result slm(const std::string& args, const std::string& input = "") {
-  const fs::path in = temp_dir() / "stdin", out = temp_dir() / "stdout", err = temp_dir() / "stderr";
-  std::ofstream(in, std::ios::binary) << input;
-  const std::string cmd = std::string(SLM_EXE) + " " + args + " <" + in.string() + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
 
 std::string fixture(const std::string& name) { return (fs::path(SLM_TEST_DATA) / "models" / name).string(); }
 

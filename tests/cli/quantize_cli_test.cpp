@@ -8,41 +8,17 @@
 #include <fstream>
 #include <string>
 
+#include "run_slm.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using CommandResult = slm_test::Result;
+fs::path scratch() { return slm_test::scratch(); }
+std::string read_all(const fs::path& p) { return slm_test::slurp(p); }
+CommandResult slm(const std::string& args) { return slm_test::run_slm(args); }
 
-fs::path scratch() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("slm_quantize_cli_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-struct RemoveScratch : ::testing::Environment {
-  void TearDown() override { fs::remove_all(scratch()); }
-};
-const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-CommandResult slm(const std::string& args) {
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = std::string(SLM_EXE) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_all(out), read_all(err)};
-}
 
 const fs::path kDemo = fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "hf";
 

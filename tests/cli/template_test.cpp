@@ -9,49 +9,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "run_slm.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-fs::path scratch() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("slm_template_test_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-const struct Cleanup {
-  ~Cleanup() {
-    std::error_code ec;
-    fs::remove_all(fs::temp_directory_path() / ("slm_template_test_" + std::to_string(::getpid())), ec);
-  }
-} cleanup;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+using slm_test::Result;
+using slm_test::slurp;
+fs::path scratch() { return slm_test::scratch(); }
 void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+Result slm(const std::string& args) { return slm_test::run_slm(args); }
 
-Result slm(const std::string& args) {
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = std::string(SLM_EXE) + " " + args + " </dev/null >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
 
 fs::path qwen3_dir() {
   const char* env = std::getenv("SLM_ASSETS");
