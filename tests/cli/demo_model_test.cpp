@@ -41,7 +41,9 @@ class DemoModel : public ::testing::TestWithParam<std::string> {};
 TEST_P(DemoModel, PromptsMatchPyTorch) {
   const auto model = Model::load(GetParam() == "gguf" ? demo_gguf() : (demo_dir / "hf").string());
   ASSERT_NE(model->tokenizer(), nullptr);
-  for (const auto& ref : reference()["reference"]) {
+  const auto refs = reference().at("reference");
+  ASSERT_EQ(refs.size(), 3u) << "heldout_ppl.json should hold three reference prompts";
+  for (const auto& ref : refs) {
     const std::string prompt = ref["prompt"];
     const auto ids = model->tokenizer()->encode(prompt);
     EXPECT_EQ(ids, ref["input_ids"].get<std::vector<int32_t>>()) << prompt;
