@@ -1,0 +1,111 @@
+// Continuous batching: many sequences share one model. Each step runs one forward over every
+// running sequence's next token plus chunks of the prompts being prefilled; sequences join and
+// leave between steps. The KV cache is paged (fixed-size blocks) and full blocks of identical
+// prompt prefixes are shared between sequences. One scheduler thread owns the model's compute;
+// callers talk to it through submit / cancel and the per-request callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slm/engine/constraint.hpp"
+#include "slm/engine/sampler.hpp"
+#include "slm/model/model.hpp"
+
+namespace slm {
+
+enum class FinishReason { none, length, stop, eog, cancelled, error };
+const char* finish_reason_name(FinishReason reason);  // OpenAI's words: "length", "stop", ...
+
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0.0f;  // log-softmax of the raw logits (before penalties, filters, temperature)
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;          // must be non-empty and at most n_ctx - 1 tokens
+  SamplerOptions sampling;
+  int64_t max_tokens = 256;             // generated tokens; the sequence also stops at n_ctx
+  int32_t top_logprobs = 0;             // alternatives reported per generated token (0..20)
+  bool prompt_logprobs = false;         // report logprob of each prompt token given its prefix (echo)
+  bool stop_at_eog = true;              // end at the tokenizer's end-of-generation tokens
+  std::shared_ptr<TokenConstraint> constraint;  // optional; masks the vocabulary each step
+};
+
+// One event per generated token, in order. The last event of a request has finish != none (and
+// token == -1 when no token came with it: cancelled, error, or an end-of-generation token, which
+// is not reported as text).
+struct GenerationEvent {
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top_logprobs;
+  std::vector<TokenLogprob> prompt_logprobs;  // first event only, when asked: [prompt.size()-1]
+  FinishReason finish = FinishReason::none;
+  std::string error;                    // finish == error
+  int64_t prompt_tokens = 0;            // on the last event: usage
+  int64_t cached_prompt_tokens = 0;     // prompt tokens whose KV came from the prefix cache
+  int64_t completion_tokens = 0;
+};
+
+// Called on the scheduler thread; must be quick (copy and hand off). Returning false stops the
+// sequence (a stop string was seen, the client went away): no further events follow except a
+// final one with finish == stop that the scheduler sends itself.
+using GenerationCallback = std::function<bool(const GenerationEvent&)>;
+
+enum class Pooling { last, mean, cls };
+
+struct SchedulerOptions {
+  int32_t max_sequences = 8;       // sequences running at once (--parallel)
+  int64_t n_ctx = 4096;            // per-sequence context; capped at the model's trained context
+  int64_t kv_tokens = 0;           // KV positions shared by all sequences; 0: max_sequences * n_ctx
+  int32_t block_size = 16;         // KV positions per page
+  int64_t prefill_chunk = 256;     // prompt tokens one sequence may add per step
+  int64_t max_batch_tokens = 512;  // tokens in one forward
+  int32_t max_queue = 64;          // waiting requests beyond which submit throws out_of_range
+};
+
+struct SchedulerStats {
+  int32_t running = 0;
+  int32_t queued = 0;
+  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t prefix_cache_hit_tokens = 0;  // cumulative
+  int64_t steps = 0;                    // cumulative forwards
+  int64_t last_batch_tokens = 0;
+  int64_t last_batch_sequences = 0;
+  int64_t prompt_tokens = 0;            // cumulative
+  int64_t generated_tokens = 0;         // cumulative
+};
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<const Model> model, const SchedulerOptions& options);
+  ~Scheduler();  // stops the thread; unfinished requests end with FinishReason::cancelled
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request and returns its id. Throws Error(invalid_argument) for an empty prompt or bad
+  // options, Error(out_of_range) when the prompt does not fit n_ctx or the queue is full.
+  uint64_t submit(GenerationRequest request, GenerationCallback callback);
+  // Ends a request (queued or running) with FinishReason::cancelled and frees its KV blocks. Safe
+  // from any thread, for unknown or finished ids too.
+  void cancel(uint64_t id);
+  // Hidden state of the final norm, pooled, L2-normalised when `normalize`. Runs on the scheduler
+  // thread between steps.
+  std::future<std::vector<float>> embed(std::vector<int32_t> tokens, Pooling pooling, bool normalize);
+
+  SchedulerStats stats() const;
+  const Model& model() const;
+  std::shared_ptr<const Model> model_ptr() const;
+  const SchedulerOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slm
