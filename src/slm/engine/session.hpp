@@ -1,5 +1,5 @@
-// A Session is one sequence being evaluated: its KV cache, its scratch buffers and the generic
-// decoder forward over a batch of its tokens. Weights are shared, read-only, by every session.
+// A Session is one sequence being evaluated: its KV cache (one block holding every position) and the
+// generic batch forward, used for a single sequence. Weights are shared, read-only, by every session.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "slm/engine/forward.hpp"
+#include "slm/engine/kv_cache.hpp"
 #include "slm/model/model.hpp"
 
 namespace slm {
@@ -39,12 +41,10 @@ class Session {
   int64_t n_ctx_;
   int64_t n_batch_;
   int64_t n_past_ = 0;
-  std::vector<float> inv_freq_;
-  std::vector<std::vector<float>> k_cache_;  // per layer [n_ctx][kv_dim]
-  std::vector<std::vector<float>> v_cache_;
-  // scratch, sized for n_batch rows
-  std::vector<float> x_, xn_, q_, attn_, tmp_, gate_, up_;
-  std::vector<int32_t> positions_;
+  KvCache cache_;              // one block of n_ctx positions
+  std::vector<int32_t> blocks_;
+  Forward forward_;
+  ForwardBatch batch_;
 };
 
 }  // namespace slm

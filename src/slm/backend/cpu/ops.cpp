@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #define SLM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -82,8 +83,8 @@ namespace {
 
 // Many queries (prompt processing): per kv head, the scores of all its query heads' rows against
 // every key are one matrix product, and so is the weighted sum of values.
-void attention_matrix(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride,
-                      const int32_t* positions, int64_t n_rows, const AttentionShape& s, float* out) {
+void attention_matrix(const float* q, const KvBlocks& kv, const int32_t* positions, int64_t n_rows,
+                      const AttentionShape& s, float* out) {
   const int64_t group = s.n_heads / s.n_kv_heads;
   const int64_t hd = s.head_dim;
   int64_t n_keys = 0;
@@ -97,8 +98,9 @@ void attention_matrix(const float* q, const float* k_cache, const float* v_cache
       for (int64_t t = 0; t < n_rows; ++t)
         std::copy_n(q + (t * s.n_heads + kvh * group + g) * hd, hd, qg.data() + (g * n_rows + t) * hd);
     for (int64_t j = 0; j < n_keys; ++j) {
-      std::copy_n(k_cache + j * kv_stride + kvh * hd, hd, kh.data() + j * hd);
-      for (int64_t i = 0; i < hd; ++i) vt[size_t(i * n_keys + j)] = v_cache[j * kv_stride + kvh * hd + i];
+      std::copy_n(kv.k(j) + kvh * hd, hd, kh.data() + j * hd);  // kh[n_keys][hd]
+      const float* vj = kv.v(j) + kvh * hd;
+      for (int64_t i = 0; i < hd; ++i) vt[size_t(i * n_keys + j)] = vj[i];  // vt[hd][n_keys]
     }
     matmul(DType::F32, kh.data(), n_keys, hd, qg.data(), m, scores.data());  // scores[m][n_keys]
 #pragma omp parallel for
@@ -127,52 +129,81 @@ void attention_matrix(const float* q, const float* k_cache, const float* v_cache
   }
 }
 
-void attention_rows(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
-               int64_t n_rows, const AttentionShape& s, float* out) {
-  const int64_t group = s.n_heads / s.n_kv_heads;
+// One query head of one row: o[hd] = softmax(q . k_j * scale) . v_j over the visible keys j.
+void attend_head(const float* qv, const KvBlocks& kv, int64_t pos, int64_t kvh, const AttentionShape& s,
+                 std::vector<float>& scores, float* o) {
   const int64_t hd = s.head_dim;
-#pragma omp parallel
+  const int64_t start = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
+  const int64_t n_keys = pos - start + 1;
+  scores.resize(size_t(n_keys));
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float sc = dot(qv, kv.k(start + j) + kvh * hd, hd) * s.scale;
+    scores[size_t(j)] = sc;
+    max_score = std::max(max_score, sc);
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float e = std::exp(scores[size_t(j)] - max_score);
+    scores[size_t(j)] = e;
+    sum += e;
+  }
+  const float inv = float(1.0 / sum);
+  std::fill(o, o + hd, 0.0f);
+  for (int64_t j = 0; j < n_keys; ++j) axpy(o, scores[size_t(j)] * inv, kv.v(start + j) + kvh * hd, hd);
+}
+
+// Few queries per sequence (decoding): every (row, head) of every listed sequence is one task.
+void attention_rows(const float* q, const AttentionSequence* seqs, const std::vector<int64_t>& which,
+                    const int32_t* positions, const AttentionShape& s, float* out) {
+  std::vector<std::pair<int64_t, int64_t>> rows;  // (sequence, row)
+  for (int64_t i : which)
+    for (int64_t t = 0; t < seqs[i].n_rows; ++t) rows.emplace_back(i, seqs[i].row_begin + t);
+  const auto n_tasks = int64_t(rows.size()) * s.n_heads;
+  const int64_t group = s.n_heads / s.n_kv_heads;
+#pragma omp parallel if (n_tasks > 1)
   {
     std::vector<float> scores;
-#pragma omp for collapse(2) schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_rows; ++t) {
-      for (int64_t h = 0; h < s.n_heads; ++h) {
-        const int64_t pos = positions[t];
-        const int64_t start = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
-        const int64_t n_keys = pos - start + 1;
-        const int64_t kvh = h / group;
-        const float* qv = q + (t * s.n_heads + h) * hd;
-        scores.resize(size_t(n_keys));
-        float max_score = -INFINITY;
-        for (int64_t j = 0; j < n_keys; ++j) {
-          const float sc = dot(qv, k_cache + (start + j) * kv_stride + kvh * hd, hd) * s.scale;
-          scores[size_t(j)] = sc;
-          max_score = std::max(max_score, sc);
-        }
-        double sum = 0.0;
-        for (int64_t j = 0; j < n_keys; ++j) {
-          const float e = std::exp(scores[size_t(j)] - max_score);
-          scores[size_t(j)] = e;
-          sum += e;
-        }
-        const float inv = float(1.0 / sum);
-        float* o = out + (t * s.n_heads + h) * hd;
-        std::fill(o, o + hd, 0.0f);
-        for (int64_t j = 0; j < n_keys; ++j) axpy(o, scores[size_t(j)] * inv, v_cache + (start + j) * kv_stride + kvh * hd, hd);
-      }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < n_tasks; ++task) {
+      const auto [seq, t] = rows[size_t(task / s.n_heads)];
+      const int64_t h = task % s.n_heads;
+      attend_head(q + (t * s.n_heads + h) * s.head_dim, seqs[seq].kv, positions[t], h / group, s, scores,
+                  out + (t * s.n_heads + h) * s.head_dim);
     }
   }
 }
 
+constexpr int64_t kMatrixRows = 16;  // from this many rows of one sequence on, scores are a matmul
+
 }  // namespace
+
+void attention_paged(const float* q, const AttentionSequence* sequences, int64_t n_sequences, const int32_t* positions,
+                     const AttentionShape& shape, float* out) {
+  std::vector<int64_t> few;
+  for (int64_t i = 0; i < n_sequences; ++i) {
+    const AttentionSequence& sq = sequences[i];
+    if (sq.n_rows >= kMatrixRows) {
+      const int64_t r = sq.row_begin;
+      attention_matrix(q + r * shape.n_heads * shape.head_dim, sq.kv, positions + r, sq.n_rows, shape,
+                       out + r * shape.n_heads * shape.head_dim);
+    } else if (sq.n_rows > 0) {
+      few.push_back(i);
+    }
+  }
+  if (!few.empty()) attention_rows(q, sequences, few, positions, shape, out);
+}
 
 void attention(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
                int64_t n_rows, const AttentionShape& shape, float* out) {
-  if (n_rows >= 16) {
-    attention_matrix(q, k_cache, v_cache, kv_stride, positions, n_rows, shape, out);
-  } else {
-    attention_rows(q, k_cache, v_cache, kv_stride, positions, n_rows, shape, out);
-  }
+  // One block holding every position.
+  AttentionSequence seq;
+  seq.n_rows = n_rows;
+  seq.kv.k_blocks = &k_cache;
+  seq.kv.v_blocks = &v_cache;
+  seq.kv.block_size = std::numeric_limits<int64_t>::max();
+  seq.kv.kv_stride = kv_stride;
+  attention_paged(q, &seq, 1, positions, shape, out);
 }
 
 void log_softmax(const float* x, float* out, int64_t n) {

@@ -36,6 +36,29 @@ struct AttentionShape {
 void attention(const float* q, const float* k_cache, const float* v_cache, int64_t kv_stride, const int32_t* positions,
                int64_t n_rows, const AttentionShape& shape, float* out);
 
+// The keys and values of one sequence in a paged cache: position p is row p % block_size of block
+// p / block_size, whose rows start at k_blocks[p / block_size] (row stride kv_stride floats).
+struct KvBlocks {
+  const float* const* k_blocks = nullptr;
+  const float* const* v_blocks = nullptr;
+  int64_t block_size = 0;
+  int64_t kv_stride = 0;
+  const float* k(int64_t p) const { return k_blocks[p / block_size] + (p % block_size) * kv_stride; }
+  const float* v(int64_t p) const { return v_blocks[p / block_size] + (p % block_size) * kv_stride; }
+};
+
+// One sequence's share of a batch: rows row_begin .. row_begin + n_rows - 1 of q, positions and out.
+struct AttentionSequence {
+  int64_t row_begin = 0;
+  int64_t n_rows = 0;
+  KvBlocks kv;
+};
+
+// Causal attention of several sequences in one call, each over its own paged keys and values
+// (its rows' keys must already be in its cache). q: [rows][n_heads * head_dim]; out likewise.
+void attention_paged(const float* q, const AttentionSequence* sequences, int64_t n_sequences, const int32_t* positions,
+                     const AttentionShape& shape, float* out);
+
 // Numerically stable log-softmax of one row into out (may alias x).
 void log_softmax(const float* x, float* out, int64_t n);
 

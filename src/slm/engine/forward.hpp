@@ -1,0 +1,67 @@
+// The generic decoder forward over a batch of rows from one or more sequences. Every projection and
+// MLP runs as one matrix product over all rows (weights are read once per step); attention runs per
+// sequence over that sequence's own paged keys and values. Architectures are traits of ModelConfig.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "slm/engine/kv_cache.hpp"
+#include "slm/model/model.hpp"
+
+namespace slm {
+
+// One sequence's rows in a batch: rows row_begin .. row_begin + n_rows - 1, whose positions index
+// the sequence's block table (position p lives in blocks[p / block_size]). The table must cover
+// every position up to the last row's.
+struct BatchSequence {
+  int64_t row_begin = 0;
+  int64_t n_rows = 0;
+  std::span<const int32_t> blocks;
+};
+
+struct ForwardBatch {
+  std::vector<int32_t> tokens;          // [rows]
+  std::vector<int32_t> positions;       // [rows]
+  std::vector<BatchSequence> sequences; // rows grouped by sequence, in row order
+  std::vector<int64_t> outputs;         // rows whose logits (or hidden states) are wanted, ascending
+
+  void clear() {
+    tokens.clear();
+    positions.clear();
+    sequences.clear();
+    outputs.clear();
+  }
+  int64_t rows() const { return int64_t(tokens.size()); }
+};
+
+class Forward {
+ public:
+  // max_rows: the most rows one batch may hold (scratch buffers are sized for it).
+  Forward(std::shared_ptr<const Model> model, int64_t max_rows);
+
+  // Writes every row's keys and values into the cache and returns, for each row in batch.outputs,
+  // its logits (logits: [outputs][vocab_size]).
+  void logits(const ForwardBatch& batch, KvCache& cache, float* logits);
+  // Same, returning the final-norm hidden states instead (hidden: [outputs][dim]).
+  void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden);
+
+  int64_t max_rows() const { return max_rows_; }
+  const Model& model() const { return *model_; }
+
+ private:
+  void layers(const ForwardBatch& batch, KvCache& cache);
+  void final_norm(const ForwardBatch& batch, float* out);
+  void validate(const ForwardBatch& batch, const KvCache& cache) const;
+
+  std::shared_ptr<const Model> model_;
+  int64_t max_rows_;
+  std::vector<float> inv_freq_;
+  // scratch, sized for max_rows rows
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;
+  std::vector<const float*> k_ptrs_, v_ptrs_;
+};
+
+}  // namespace slm
