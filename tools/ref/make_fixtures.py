@@ -125,7 +125,71 @@ FIXTURES = [
         "sliding_window": 8,
         "traits": ["gqa_4to1", "sliding_window_8", "rope_default", "untied_lm_head", "no_bias"],
     },
+    {
+        "name": "gemma3",
+        "like": "google/gemma-3-1b-it (text tower; global-layer linear RoPE scaling as gemma-3-4b)",
+        "architecture": "Gemma3ForCausalLM",
+        "seed": 1007,
+        "dim": 64, "n_layers": 3, "n_heads": 4, "n_kv_heads": 1, "head_dim": 32,
+        "intermediate": 160,
+        "rope_theta": 1000000.0,
+        "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+        "rope_local_theta": 10000.0,
+        "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+        "sliding_window": 8,
+        "query_pre_attn_scalar": 24,
+        "max_position_embeddings": 32768,
+        "tied": True, "rms_norm_eps": 1e-6,
+        "norm_centered": True,
+        "traits": ["gqa_4to1", "local_global_layers", "sliding_window_8", "rope_local_10000",
+                   "rope_global_linear_8", "qk_norm_per_head", "norm_one_plus_w", "pre_post_norms",
+                   "gelu_tanh_gate", "embedding_scaled_sqrt_dim", "query_pre_attn_scalar_24",
+                   "head_dim_independent_of_dim", "tied_embeddings"],
+    },
+    {
+        "name": "phi3",
+        "like": "microsoft/Phi-3.5-mini-instruct",
+        "architecture": "Phi3ForCausalLM",
+        "seed": 1008,
+        "dim": 96, "n_layers": 2, "n_heads": 6, "n_kv_heads": 6, "head_dim": 16,
+        "intermediate": 192,
+        "rope_theta": 10000.0,
+        "rope_scaling": {"rope_type": "longrope", "original_max_position_embeddings": 4096},
+        "partial_rotary_factor": 1.0,
+        "max_position_embeddings": 131072,
+        "tied": False, "rms_norm_eps": 1e-5,
+        "traits": ["no_gqa", "fused_qkv", "fused_gate_up", "longrope_short_factors",
+                   "longrope_attention_factor", "untied_lm_head"],
+    },
+    {
+        "name": "phi4_mini",
+        "like": "microsoft/Phi-4-mini-instruct (original context shrunk to 32 so 40 tokens use the long factors)",
+        "architecture": "Phi3ForCausalLM",
+        "seed": 1009,
+        "dim": 96, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "head_dim": 24,
+        "intermediate": 192,
+        "rope_theta": 10000.0,
+        "rope_scaling": {"rope_type": "longrope", "original_max_position_embeddings": 32},
+        "partial_rotary_factor": 0.75,
+        "max_position_embeddings": 1024,
+        "tied": True, "rms_norm_eps": 1e-5,
+        "traits": ["gqa_2to1", "fused_qkv", "fused_gate_up", "partial_rotary_0.75",
+                   "longrope_long_factors", "longrope_attention_factor", "tied_embeddings"],
+    },
 ]
+
+
+def rotary_dim(fx):
+    return int(fx["head_dim"] * fx.get("partial_rotary_factor", 1.0))
+
+
+def longrope_factors(fx):
+    """Seeded per-frequency factors (short near 1, long larger), as Phi-3 configs list them."""
+    rng = np.random.default_rng(fx["seed"] + 17)
+    half = rotary_dim(fx) // 2
+    short = np.round(1.0 + 0.5 * rng.random(half), 4)
+    long = np.round(np.sort(1.0 + 8.0 * rng.random(half)), 4)
+    return [float(v) for v in short], [float(v) for v in long]
 
 # Init parameters shared by all fixtures.
 LINEAR_GAIN = 1.0      # linear weights ~ N(0, gain / sqrt(fan_in))
@@ -161,7 +225,9 @@ def config_class_fields(cls):
 
 
 def make_config(fx, n_layers=None):
-    cls = getattr(transformers, fx["architecture"].replace("ForCausalLM", "Config"))
+    config_name = {"Gemma3ForCausalLM": "Gemma3TextConfig"}.get(
+        fx["architecture"], fx["architecture"].replace("ForCausalLM", "Config"))
+    cls = getattr(transformers, config_name)
     fields = config_class_fields(cls)
     kw = dict(
         vocab_size=VOCAB,
@@ -191,6 +257,39 @@ def make_config(fx, n_layers=None):
         kw.update(use_sliding_window=False, max_window_layers=kw["num_hidden_layers"])
     if arch == "MistralForCausalLM":
         kw.update(sliding_window=fx["sliding_window"])
+    if arch == "Gemma3ForCausalLM":
+        kw.update(hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=fx["query_pre_attn_scalar"],
+                  sliding_window=fx["sliding_window"], layer_types=list(fx["layer_types"]),
+                  final_logit_softcapping=None, attn_logit_softcapping=None, attention_bias=False)
+        kw.pop("hidden_act")
+        full = dict(fx["rope_scaling"], rope_theta=fx["rope_theta"])
+        local = {"rope_type": "default", "rope_theta": fx["rope_local_theta"]}
+        if "rope_parameters" in fields:
+            kw["rope_parameters"] = {"full_attention": full, "sliding_attention": local}
+        else:
+            kw.update(rope_theta=fx["rope_theta"], rope_local_base_freq=fx["rope_local_theta"],
+                      rope_scaling={"rope_type": fx["rope_scaling"]["rope_type"],
+                                    "factor": fx["rope_scaling"]["factor"]})
+        kw = {k: v for k, v in kw.items() if k in fields}
+        config = cls(**kw)
+        assert list(config.layer_types) == fx["layer_types"], config.layer_types
+        return config
+    if arch == "Phi3ForCausalLM":
+        short, long = longrope_factors(fx)
+        orig = fx["rope_scaling"]["original_max_position_embeddings"]
+        kw.update(original_max_position_embeddings=orig, partial_rotary_factor=fx["partial_rotary_factor"],
+                  pad_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0)
+        rp = {"rope_type": "longrope", "short_factor": short, "long_factor": long}
+        if "rope_parameters" in fields:
+            kw["rope_parameters"] = dict(rp, rope_theta=fx["rope_theta"],
+                                         original_max_position_embeddings=orig,
+                                         partial_rotary_factor=fx["partial_rotary_factor"])
+        else:
+            kw.update(rope_theta=fx["rope_theta"], rope_scaling=dict(rp, type="longrope"))
+        kw = {k: v for k, v in kw.items() if k in fields}
+        config = cls(**kw)
+        assert config.num_key_value_heads == fx["n_kv_heads"]
+        return config
     if "rope_parameters" in fields:
         rp = {"rope_type": "default", "rope_theta": fx["rope_theta"]}
         if fx["rope_scaling"]:
@@ -237,7 +336,7 @@ def init_weights(model, fx, seed, lm_scale):
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
             if name.endswith("norm.weight"):
-                p.copy_(1.0 + NORM_NOISE * noise)
+                p.copy_((0.0 if fx.get("norm_centered") else 1.0) + NORM_NOISE * noise)
             elif name.endswith(".bias"):
                 p.copy_(BIAS_STD * noise)
             elif name.endswith("embed_tokens.weight"):
@@ -346,6 +445,10 @@ def np_forward(folder):
     """Logits [T, vocab] in float64 from config.json, model.safetensors and tokens.json."""
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
+    if cfg.get("model_type") in ("gemma3_text", "gemma3"):
+        return np_forward_gemma3(folder, cfg)
+    if cfg.get("model_type") == "phi3":
+        return np_forward_phi3(folder, cfg)
     with open(os.path.join(folder, "tokens.json")) as f:
         tokens = json.load(f)["tokens"]
     w = {k: v.astype(np.float64) for k, v in
@@ -412,6 +515,160 @@ def np_forward(folder):
             raise RuntimeError("lm_head.weight missing but tie_word_embeddings is false")
         head = w["model.embed_tokens.weight"]
     return x @ head.T
+
+
+def np_load(folder):
+    with open(os.path.join(folder, "tokens.json")) as f:
+        tokens = json.load(f)["tokens"]
+    w = {k: v.astype(np.float64) for k, v in
+         load_safetensors(os.path.join(folder, "model.safetensors")).items()}
+    return tokens, w
+
+
+def np_rope_tables(inv, T, attention_factor=1.0):
+    ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+    return (np.cos(ang) * attention_factor)[:, None, :], (np.sin(ang) * attention_factor)[:, None, :]
+
+
+def np_rope_partial(t, cos, sin, rot):
+    """rotate_half over the first `rot` dimensions of each head; the rest pass through."""
+    half = rot // 2
+    a, b, rest = t[..., :half], t[..., half:rot], t[..., rot:]
+    return np.concatenate([a * cos - b * sin, b * cos + a * sin, rest], axis=-1)
+
+
+def np_attention(q, k, v, allowed, scale):
+    T, n_heads, head_dim = q.shape
+    group = n_heads // k.shape[1]
+    att = np.empty((T, n_heads, v.shape[2]))
+    for hd in range(n_heads):
+        g = hd // group
+        s = (q[:, hd, :] @ k[:, g, :].T) * scale
+        s = np.where(allowed, s, -np.inf)
+        s = np.exp(s - s.max(axis=1, keepdims=True))
+        s /= s.sum(axis=1, keepdims=True)
+        att[:, hd, :] = s @ v[:, g, :]
+    return att.reshape(T, -1)
+
+
+def np_gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def np_forward_gemma3(folder, cfg):
+    tokens, w = np_load(folder)
+    dim, n_heads, n_kv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim, eps, T = cfg["head_dim"], cfg["rms_norm_eps"], len(tokens)
+    rp = cfg.get("rope_parameters")
+    if isinstance(rp, dict) and "full_attention" in rp:
+        full, local = rp["full_attention"], rp["sliding_attention"]
+    else:
+        full = dict(cfg.get("rope_scaling") or {"rope_type": "default"}, rope_theta=cfg["rope_theta"])
+        local = {"rope_type": "default", "rope_theta": cfg["rope_local_base_freq"]}
+    tables = {}
+    for kind, params in (("full_attention", full), ("sliding_attention", local)):
+        inv = 1.0 / params["rope_theta"] ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+        if params.get("rope_type", "default") == "linear":
+            inv = inv / float(params["factor"])
+        elif params.get("rope_type", "default") != "default":
+            raise RuntimeError(f"gemma3 rope type {params}")
+        tables[kind] = np_rope_tables(inv, T)
+    i_idx, j_idx = np.arange(T)[:, None], np.arange(T)[None, :]
+    causal = j_idx <= i_idx
+    window = cfg["sliding_window"]
+    masks = {"full_attention": causal, "sliding_attention": causal & ((i_idx - j_idx) < window)}
+    norm = lambda x, wt: np_rms_norm(x, 1.0 + wt, eps)
+    scale = float(cfg["query_pre_attn_scalar"]) ** -0.5
+    x = w["model.embed_tokens.weight"][tokens] * math.sqrt(dim)
+    for layer, kind in enumerate(cfg["layer_types"]):
+        p = f"model.layers.{layer}"
+        h = norm(x, w[p + ".input_layernorm.weight"])
+        q = (h @ w[p + ".self_attn.q_proj.weight"].T).reshape(T, n_heads, head_dim)
+        k = (h @ w[p + ".self_attn.k_proj.weight"].T).reshape(T, n_kv, head_dim)
+        v = (h @ w[p + ".self_attn.v_proj.weight"].T).reshape(T, n_kv, head_dim)
+        q = norm(q, w[p + ".self_attn.q_norm.weight"])
+        k = norm(k, w[p + ".self_attn.k_norm.weight"])
+        cos, sin = tables[kind]
+        q, k = np_rope_partial(q, cos, sin, head_dim), np_rope_partial(k, cos, sin, head_dim)
+        a = np_attention(q, k, v, masks[kind], scale) @ w[p + ".self_attn.o_proj.weight"].T
+        x = x + norm(a, w[p + ".post_attention_layernorm.weight"])
+        h = norm(x, w[p + ".pre_feedforward_layernorm.weight"])
+        m = np_gelu_tanh(h @ w[p + ".mlp.gate_proj.weight"].T) * (h @ w[p + ".mlp.up_proj.weight"].T)
+        m = m @ w[p + ".mlp.down_proj.weight"].T
+        x = x + norm(m, w[p + ".post_feedforward_layernorm.weight"])
+    x = norm(x, w["model.norm.weight"])
+    logits = x @ w["model.embed_tokens.weight"].T
+    cap = cfg.get("final_logit_softcapping")
+    if cap:
+        logits = np.tanh(logits / cap) * cap
+    return logits
+
+
+def longrope_from_config(cfg):
+    """(theta, short, long, original context, partial rotary factor, attention factor)."""
+    rp = cfg.get("rope_parameters") or {}
+    legacy = cfg.get("rope_scaling") or {}
+    theta = float(rp.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    short = rp.get("short_factor", legacy.get("short_factor"))
+    long = rp.get("long_factor", legacy.get("long_factor"))
+    orig = rp.get("original_max_position_embeddings", cfg.get("original_max_position_embeddings"))
+    partial = float(rp.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0)))
+    factor = cfg["max_position_embeddings"] / orig
+    att = rp.get("attention_factor", legacy.get("attention_factor"))
+    if att is None:
+        att = 1.0 if factor <= 1.0 else math.sqrt(1.0 + math.log(factor) / math.log(orig))
+    return theta, short, long, orig, partial, float(att)
+
+
+def np_forward_phi3(folder, cfg):
+    tokens, w = np_load(folder)
+    dim, n_heads, n_kv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or dim // n_heads
+    eps, T, ffn = cfg["rms_norm_eps"], len(tokens), cfg["intermediate_size"]
+    theta, short, long, orig, partial, att_factor = longrope_from_config(cfg)
+    rot = int(head_dim * partial)
+    ext = np.asarray(long if T > orig else short, dtype=np.float64)
+    inv = 1.0 / (ext * theta ** (np.arange(0, rot, 2, dtype=np.float64) / rot))
+    cos, sin = np_rope_tables(inv, T, att_factor)
+    i_idx, j_idx = np.arange(T)[:, None], np.arange(T)[None, :]
+    causal = j_idx <= i_idx
+    q_dim, kv_dim = n_heads * head_dim, n_kv * head_dim
+    x = w["model.embed_tokens.weight"][tokens]
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{layer}"
+        h = np_rms_norm(x, w[p + ".input_layernorm.weight"], eps)
+        qkv = h @ w[p + ".self_attn.qkv_proj.weight"].T
+        q = qkv[:, :q_dim].reshape(T, n_heads, head_dim)
+        k = qkv[:, q_dim:q_dim + kv_dim].reshape(T, n_kv, head_dim)
+        v = qkv[:, q_dim + kv_dim:].reshape(T, n_kv, head_dim)
+        q, k = np_rope_partial(q, cos, sin, rot), np_rope_partial(k, cos, sin, rot)
+        x = x + np_attention(q, k, v, causal, 1.0 / math.sqrt(head_dim)) @ w[p + ".self_attn.o_proj.weight"].T
+        h = np_rms_norm(x, w[p + ".post_attention_layernorm.weight"], eps)
+        gu = h @ w[p + ".mlp.gate_up_proj.weight"].T
+        gate, up = gu[:, :ffn], gu[:, ffn:]
+        x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w[p + ".mlp.down_proj.weight"].T
+    x = np_rms_norm(x, w["model.norm.weight"], eps)
+    head = w.get("lm_head.weight")
+    if head is None:
+        head = w["model.embed_tokens.weight"]
+    return x @ head.T
+
+
+def print_arch_sources():
+    """The transformers code the gemma3 and phi3 fixtures depend on, for the log."""
+    import transformers.modeling_rope_utils as ru
+    for name in ("_compute_longrope_parameters", "_compute_linear_scaling_rope_parameters"):
+        fn = getattr(ru, name, None)
+        if fn is not None:
+            log(f"# transformers.modeling_rope_utils.{name}")
+            log(inspect.getsource(fn))
+    try:
+        from transformers.models.phi3 import modeling_phi3 as mp
+        for i, line in enumerate(inspect.getsource(mp).splitlines()):
+            if "rotary" in line or "long" in line or "chunk" in line or "partial" in line:
+                log(f"  phi3 {i + 1}: {line}")
+    except ImportError as e:
+        log(f"no phi3: {e}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -557,14 +814,23 @@ def make_fixture(fx, out_root, vers):
     rope = {
         "theta": fx["rope_theta"],
         "scaling": fx["rope_scaling"],
-        "layout": "rotate_half: element i pairs with i + head_dim/2",
-        "inv_freq": loaded.model.rotary_emb.inv_freq.detach().double().numpy().tolist(),
-        "attention_scaling": float(getattr(loaded.model.rotary_emb, "attention_scaling", 1.0)),
+        "layout": "rotate_half: element i pairs with i + rotary_dim/2",
     }
-    mine_inv = np_inv_freq(fx["rope_theta"], fx["head_dim"], fx["rope_scaling"])
-    assert np.allclose(mine_inv, rope["inv_freq"], rtol=1e-6, atol=0), (mine_inv, rope["inv_freq"])
-    if fx["rope_scaling"]:
-        rope.update(check_llama3_rope(fx, loaded))
+    if fx["architecture"] in ("Gemma3ForCausalLM", "Phi3ForCausalLM"):
+        rope["buffers"] = {name: b.detach().double().numpy().tolist()
+                           for name, b in loaded.model.named_buffers() if "inv_freq" in name}
+        rope["attention_scaling"] = {name: float(getattr(m, "attention_scaling", 1.0))
+                                     for name, m in loaded.model.named_modules() if "rotary" in name}
+        if fx["architecture"] == "Phi3ForCausalLM":
+            rope["short_factor"], rope["long_factor"] = longrope_factors(fx)
+            rope["rotary_dim"] = rotary_dim(fx)
+    else:
+        rope["inv_freq"] = loaded.model.rotary_emb.inv_freq.detach().double().numpy().tolist()
+        rope["attention_scaling"] = float(getattr(loaded.model.rotary_emb, "attention_scaling", 1.0))
+        mine_inv = np_inv_freq(fx["rope_theta"], fx["head_dim"], fx["rope_scaling"])
+        assert np.allclose(mine_inv, rope["inv_freq"], rtol=1e-6, atol=0), (mine_inv, rope["inv_freq"])
+        if fx["rope_scaling"]:
+            rope.update(check_llama3_rope(fx, loaded))
     meta = {
         "name": name,
         "like": fx["like"],
@@ -597,8 +863,12 @@ def make_fixture(fx, out_root, vers):
         },
         "versions": vers,
     }
-    if fx.get("sliding_window"):
+    if fx["architecture"] == "MistralForCausalLM":
         meta["attention"] = dict(probe_sliding_window(fx), scale="1 / sqrt(head_dim)")
+    if fx["architecture"] == "Gemma3ForCausalLM":
+        meta["attention"] = {"layer_types": fx["layer_types"], "sliding_window": fx["sliding_window"],
+                             "rule": "sliding layers: i - W < j <= i; full layers: j <= i",
+                             "scale": "query_pre_attn_scalar ** -0.5"}
     with open(os.path.join(folder, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
@@ -618,6 +888,7 @@ def main():
     vers = versions()
     log("versions:", json.dumps(vers))
     print_sliding_window_source()
+    print_arch_sources()
     os.makedirs(args.out, exist_ok=True)
     summary = []
     for fx in FIXTURES:
