@@ -126,8 +126,14 @@ bool matmul_check_args(const void* w, int64_t n_out, int64_t n_in, const float* 
 void matmul_isa(Isa isa, DType w_type, const void* w, int64_t n_out, int64_t n_in, const float* x,
                 int64_t n_tokens, float* y) {
   require_isa(isa);
-  if (is_block_quantized(w_type)) {  // block formats: matmul_quant.cpp (integer kernels need AVX-512)
-    (isa == Isa::avx512 ? matmul_quant : matmul_quant_ref)(w_type, w, n_out, n_in, x, n_tokens, y);
+  if (is_block_quantized(w_type)) {  // block formats: matmul_quant.cpp (integer kernels per instruction set)
+    if (isa == Isa::avx512) {
+      matmul_quant(w_type, w, n_out, n_in, x, n_tokens, y);
+    } else if (isa == Isa::avx2 && quant_path_handles(QuantPath::avx2, w_type)) {
+      matmul_quant_path(QuantPath::avx2, w_type, w, n_out, n_in, x, n_tokens, y);
+    } else {
+      matmul_quant_ref(w_type, w, n_out, n_in, x, n_tokens, y);
+    }
     return;
   }
   const WeightType type = weight_type(w_type, "matmul");
