@@ -119,7 +119,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(FixtureLogits);
 
 TEST(Fixtures, EveryArchitectureHasAFixture) {
   const auto names = fixture_names();
-  for (const char* required : {"llama3", "smollm2", "qwen2", "deepseek_r1_qwen", "qwen3", "mistral"}) {
+  for (const char* required : {"llama3", "smollm2", "qwen2", "deepseek_r1_qwen", "qwen3", "mistral", "gemma3", "phi3", "phi4_mini"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << "missing fixture " << required;
   }
 }

@@ -16,10 +16,13 @@ void linear(const Matrix& w, const float* x, int64_t n, float* y) {
 }
 }  // namespace
 
-Forward::Forward(std::shared_ptr<const Model> model, int64_t max_rows) : model_(std::move(model)), max_rows_(max_rows) {
+Forward::Forward(std::shared_ptr<const Model> model, int64_t max_rows, int64_t n_ctx)
+    : model_(std::move(model)), max_rows_(max_rows) {
   if (max_rows <= 0) fail(ErrorKind::invalid_argument, "expected a positive batch size, found {}", max_rows);
   const ModelConfig& c = model_->config();
-  inv_freq_ = c.rope_inv_freq();
+  if (n_ctx <= 0) n_ctx = c.context_length;
+  inv_freq_ = c.rope_inv_freq(false, n_ctx);
+  inv_freq_local_ = c.rope_inv_freq(true, n_ctx);
   const auto rows = size_t(max_rows);
   x_.resize(rows * size_t(c.dim));
   xn_.resize(rows * size_t(c.dim));
@@ -81,13 +84,14 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
                 static_cast<const uint8_t*>(w.token_embd.data) + size_t(batch.tokens[size_t(t)]) * row_bytes,
                 x_.data() + t * dim, dim);
   }
+  if (c.embedding_scale > 0.0f) cpu::scale(x_.data(), c.embedding_scale, n * dim);  // Gemma: x *= sqrt(dim)
 
   cpu::AttentionShape shape;
   shape.n_heads = c.n_heads;
   shape.n_kv_heads = c.n_kv_heads;
   shape.head_dim = c.head_dim;
-  shape.sliding_window = c.sliding_window;
-  shape.scale = 1.0f / std::sqrt(float(c.head_dim));
+  shape.scale = c.attention_scale_or_default();
+  const float rope_scale = c.rope_cos_sin_scale();
   const bool interleaved = c.rope_style == RopeStyle::interleaved;
 
   std::vector<cpu::AttentionSequence> seqs(batch.sequences.size());
@@ -98,6 +102,9 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[size_t(l)];
+    const bool sliding = c.layer_uses_window(l);
+    shape.sliding_window = sliding ? c.sliding_window : 0;
+    const float* inv_freq = sliding ? inv_freq_local_.data() : inv_freq_.data();
 
     cpu::rms_norm(x_.data(), lw.attn_norm.data(), xn_.data(), n, dim, c.norm_eps);  // xn[n][dim]
     linear(lw.wq, xn_.data(), n, q_.data());                                         // q[n][q_dim]
@@ -112,8 +119,8 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
       cpu::rms_norm(q_.data(), lw.q_norm.data(), q_.data(), n * c.n_heads, c.head_dim, c.norm_eps);
       cpu::rms_norm(k_.data(), lw.k_norm.data(), k_.data(), n * c.n_kv_heads, c.head_dim, c.norm_eps);
     }
-    cpu::rope(q_.data(), n, c.n_heads, c.head_dim, c.rope_dim, positions, inv_freq_.data(), interleaved);
-    cpu::rope(k_.data(), n, c.n_kv_heads, c.head_dim, c.rope_dim, positions, inv_freq_.data(), interleaved);
+    cpu::rope(q_.data(), n, c.n_heads, c.head_dim, c.rope_dim, positions, inv_freq, interleaved, rope_scale);
+    cpu::rope(k_.data(), n, c.n_kv_heads, c.head_dim, c.rope_dim, positions, inv_freq, interleaved, rope_scale);
 
     // cache[block(p)][p % bs] = k[t], v[t] for each row t of each sequence
     size_t ptr = 0;
@@ -140,13 +147,19 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
     }
     cpu::attention_paged(q_.data(), seqs.data(), int64_t(seqs.size()), positions, shape, attn_.data());  // attn[n][q_dim]
     linear(lw.wo, attn_.data(), n, tmp_.data());                                        // tmp[n][dim]
+    if (c.post_norms) cpu::rms_norm(tmp_.data(), lw.post_attn_norm.data(), tmp_.data(), n, dim, c.norm_eps);
     cpu::add(x_.data(), tmp_.data(), n * dim);                                          // residual
 
     cpu::rms_norm(x_.data(), lw.ffn_norm.data(), xn_.data(), n, dim, c.norm_eps);    // xn[n][dim]
     linear(lw.w_gate, xn_.data(), n, gate_.data());                                     // gate[n][ffn]
     linear(lw.w_up, xn_.data(), n, up_.data());                                         // up[n][ffn]
-    cpu::silu_mul(gate_.data(), up_.data(), n * c.ffn_dim);                             // gate = silu(gate) * up
+    if (c.activation == Activation::gelu_tanh) {
+      cpu::gelu_tanh_mul(gate_.data(), up_.data(), n * c.ffn_dim);                      // gate = gelu(gate) * up
+    } else {
+      cpu::silu_mul(gate_.data(), up_.data(), n * c.ffn_dim);                           // gate = silu(gate) * up
+    }
     linear(lw.w_down, gate_.data(), n, tmp_.data());                                    // tmp[n][dim]
+    if (c.post_norms) cpu::rms_norm(tmp_.data(), lw.post_ffn_norm.data(), tmp_.data(), n, dim, c.norm_eps);
     cpu::add(x_.data(), tmp_.data(), n * dim);                                          // residual
   }
 }

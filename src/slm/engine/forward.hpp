@@ -39,8 +39,9 @@ struct ForwardBatch {
 
 class Forward {
  public:
-  // max_rows: the most rows one batch may hold (scratch buffers are sized for it).
-  Forward(std::shared_ptr<const Model> model, int64_t max_rows);
+  // max_rows: the most rows one batch may hold (scratch buffers are sized for it). n_ctx: the
+  // context each sequence may reach (LongRoPE picks its factors by it; 0: the trained context).
+  Forward(std::shared_ptr<const Model> model, int64_t max_rows, int64_t n_ctx = 0);
 
   // Writes every row's keys and values into the cache and returns, for each row in batch.outputs,
   // its logits (logits: [outputs][vocab_size]).
@@ -58,7 +59,8 @@ class Forward {
 
   std::shared_ptr<const Model> model_;
   int64_t max_rows_;
-  std::vector<float> inv_freq_;
+  std::vector<float> inv_freq_;        // global layers (or every layer)
+  std::vector<float> inv_freq_local_;  // sliding layers
   // scratch, sized for max_rows rows
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;
   std::vector<const float*> k_ptrs_, v_ptrs_;

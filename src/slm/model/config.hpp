@@ -20,7 +20,9 @@ enum class RopeStyle {
   neox,         // pairs (i, i + rope_dim/2): Hugging Face weights, GGUF qwen2/qwen3
 };
 
-enum class RopeScaling { none, linear, llama3 };
+enum class RopeScaling { none, linear, llama3, longrope };
+
+enum class Activation { silu, gelu_tanh };  // of the gate in gate * up
 
 // The traits of the one generic decoder forward. Each supported architecture is a setting of these.
 struct ModelConfig {
@@ -55,10 +57,36 @@ struct ModelConfig {
   // config.json or read from a GGUF file's rope_freqs.weight (as llama.cpp stores it).
   std::vector<float> rope_freq_factors;
 
+  // Local and global layers (Gemma 3): layer_sliding[l] is 1 for layers that use sliding_window;
+  // empty: every layer uses it when sliding_window > 0. Sliding layers use rope_theta_local (0: the
+  // global rope_theta) and no RoPE scaling.
+  std::vector<uint8_t> layer_sliding;
+  float rope_theta_local = 0.0f;
+
+  // LongRoPE (Phi-3): per-frequency divisors for contexts up to rope_original_context (short) and
+  // beyond (long), chosen by the context size; cos and sin are multiplied by rope_attention_factor.
+  std::vector<float> rope_short_factors;
+  std::vector<float> rope_long_factors;
+  float rope_attention_factor = 1.0f;
+
+  // Gemma-style blocks
+  bool post_norms = false;          // RMSNorm on the attention output and on the MLP output, before each residual add
+  Activation activation = Activation::silu;
+  float embedding_scale = 0.0f;     // token embeddings multiplied by this (Gemma: sqrt(dim)); 0: none
+  float attention_scale = 0.0f;     // scores multiplied by this; 0: 1/sqrt(head_dim)
+  // Hugging Face Gemma files store each RMSNorm weight as w with the norm computing x * (1 + w);
+  // the binding adds 1 (GGUF files already hold 1 + w, as llama.cpp converts them).
+  bool norm_weight_offset = false;
+
   // Output
   bool tied_output = false;    // the output head is the token embedding
 
   int64_t q_dim() const { return n_heads * head_dim; }
+  bool layer_uses_window(int64_t layer) const {
+    if (sliding_window <= 0) return false;
+    return layer_sliding.empty() || layer_sliding[size_t(layer)] != 0;
+  }
+  float attention_scale_or_default() const;
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 
   // Builders: throw Error(format/unsupported) naming the key and what was expected/found.
@@ -67,8 +95,11 @@ struct ModelConfig {
   static ModelConfig from_hf_folder(const std::string& folder);
   void validate() const;  // consistency of shapes; throws Error(format)
 
-  // Per-frequency inverse frequencies (rope_dim/2 values) with the configured scaling applied.
-  std::vector<float> rope_inv_freq() const;
+  // Per-frequency inverse frequencies (rope_dim/2 values) with the configured scaling applied, for
+  // a global (or the only kind of) layer, or a sliding layer; n_ctx picks LongRoPE's factors.
+  std::vector<float> rope_inv_freq(bool sliding_layer = false, int64_t n_ctx = 0) const;
+  // The factor cos and sin are scaled by (LongRoPE's attention factor; 1 otherwise).
+  float rope_cos_sin_scale() const { return rope_scaling == RopeScaling::longrope ? rope_attention_factor : 1.0f; }
 };
 
 }  // namespace slm

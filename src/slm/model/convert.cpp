@@ -1,5 +1,6 @@
 #include "slm/model/convert.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -71,15 +72,42 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     writer.set(a + "rope.scaling.type", gguf::Value::of_string("linear"));
     writer.set(a + "rope.scaling.factor", gguf::Value::of_f32(c.rope_factor));
   }
+  if (c.arch == "gemma3") {
+    // llama.cpp's keys; attention.scale only where query_pre_attn_scalar differs from head_dim.
+    writer.set(a + "rope.freq_base_swa", gguf::Value::of_f32(c.rope_theta_local > 0 ? c.rope_theta_local : c.rope_theta));
+    int64_t period = 0;  // the layer kinds as a period: sliding layers, then one global layer
+    for (int64_t l = 0; l < c.n_layers && !period; ++l) {
+      if (!c.layer_uses_window(l)) period = l + 1;
+    }
+    if (period == 0) period = c.n_layers + 1;
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      if (c.layer_uses_window(l) != (l % period < period - 1)) {
+        fail(ErrorKind::unsupported, "convert: gemma3 layer kinds do not repeat with a period GGUF can express");
+      }
+    }
+    writer.set(a + "attention.sliding_window_pattern", gguf::Value::of_u32(uint32_t(period)));
+    if (std::abs(c.attention_scale_or_default() - 1.0f / std::sqrt(float(c.head_dim))) > 1e-7f) {
+      writer.set(a + "attention.scale", gguf::Value::of_f32(c.attention_scale_or_default()));
+    }
+  }
+  if (c.rope_scaling == RopeScaling::longrope) {
+    writer.set(a + "rope.scaling.original_context_length", gguf::Value::of_u32(uint32_t(c.rope_original_context)));
+    writer.set(a + "rope.scaling.attn_factor", gguf::Value::of_f32(c.rope_attention_factor));
+  }
 
   ConvertReport report;
   std::deque<std::vector<uint8_t>> buffers;  // converted data, alive until the file is written
-  if (!c.rope_freq_factors.empty()) {
-    auto& buf = buffers.emplace_back(c.rope_freq_factors.size() * 4);
-    std::memcpy(buf.data(), c.rope_freq_factors.data(), buf.size());
-    writer.add_tensor("rope_freqs.weight", DType::F32, {uint64_t(c.rope_freq_factors.size())}, buf.data());
+  auto add_f32_vector = [&](const char* name, const std::vector<float>& values) {
+    auto& buf = buffers.emplace_back(values.size() * 4);
+    std::memcpy(buf.data(), values.data(), buf.size());
+    writer.add_tensor(name, DType::F32, {uint64_t(values.size())}, buf.data());
     ++report.n_tensors;
     report.bytes += buf.size();
+  };
+  if (!c.rope_freq_factors.empty()) add_f32_vector("rope_freqs.weight", c.rope_freq_factors);
+  if (c.rope_scaling == RopeScaling::longrope) {
+    add_f32_vector("rope_factors_long.weight", c.rope_long_factors);
+    add_f32_vector("rope_factors_short.weight", c.rope_short_factors);
   }
 
   // The tensors to write, with their GGUF names; then each one's type under the recipe (plain
@@ -91,9 +119,11 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
   std::vector<Planned> planned;
   std::vector<RecipeTensor> recipe_tensors;
   for (const auto& t : archive.tensors()) {
-    auto name = hf_to_gguf_name(t.name);
+    auto name = hf_to_gguf_name(t.name, c.arch);
     if (!name) {
       if (t.name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+      // The vision tower and projector of a multimodal checkpoint: only the text model converts.
+      if (t.name.find("vision_tower") != std::string::npos || t.name.find("multi_modal_projector") != std::string::npos) continue;
       fail(ErrorKind::unsupported, "convert: tensor '{}' has no GGUF counterpart slm knows", t.name);
     }
     if (*name == "output.weight" && c.tied_output) continue;  // tied: llama.cpp uses token_embd
@@ -115,10 +145,18 @@ ConvertReport convert_hf_to_gguf(const std::string& folder, const std::string& o
     const bool is_q = name->ends_with("attn_q.weight") || name->ends_with("attn_q.bias");
     const bool is_k = name->ends_with("attn_k.weight") || name->ends_with("attn_k.bias");
     const bool permute = permute_qk && (is_q || is_k);
+    // Gemma's RMSNorm weights become 1 + w, as llama.cpp stores them.
+    const bool shift_norm = c.norm_weight_offset && name->ends_with("norm.weight");
     const uint64_t rows = t.shape[0];
     const uint64_t cols = matrix ? t.shape[1] : 1;
     std::vector<uint64_t> dims = matrix ? std::vector<uint64_t>{cols, rows} : std::vector<uint64_t>{rows};
-    if (out_type == t.type && !permute) {
+    if (shift_norm) {
+      std::vector<float> values(size_t(rows * cols));
+      dequantize_row(t.type, t.data, values.data(), int64_t(rows * cols));
+      for (float& v : values) v += 1.0f;
+      std::vector<uint8_t> buf = convert_tensor_data(DType::F32, values.data(), int64_t(rows), int64_t(cols), out_type);
+      writer.add_tensor(*name, out_type, dims, buffers.emplace_back(std::move(buf)).data());
+    } else if (out_type == t.type && !permute) {
       writer.add_tensor(*name, out_type, dims, t.data);  // straight from the mapping
     } else {
       // Permutation moves whole rows in the source type; convert_tensor_data then changes the type.

@@ -45,7 +45,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     model->config_ = ModelConfig::from_hf_folder(path);
     model->safetensors_ = std::make_unique<safetensors::Archive>(safetensors::Archive::open(path));
     for (const auto& t : model->safetensors_->tensors()) {
-      auto canonical = hf_to_gguf_name(t.name);
+      auto canonical = hf_to_gguf_name(t.name, model->config_.arch);
       if (!canonical) continue;
       TensorEntry e;
       e.name = *canonical;
@@ -131,10 +131,26 @@ std::vector<float> Model::vector(const std::string& name, int64_t n) const {
   return out;
 }
 
+Matrix Model::matrix_rows(const std::string& name, int64_t rows, int64_t cols, int64_t first, int64_t count) const {
+  Matrix whole = matrix(name, rows, cols);
+  whole.name = fmt::format("{}[{}:{}]", name, first, first + count);
+  whole.data = static_cast<const uint8_t*>(whole.data) + size_t(first) * dtype_row_bytes(whole.type, uint64_t(cols));
+  whole.rows = count;
+  return whole;
+}
+
+std::vector<float> Model::norm(const std::string& name, int64_t n) const {
+  std::vector<float> w = vector(name, n);
+  if (config_.norm_weight_offset && format_ == "safetensors") {
+    for (float& v : w) v += 1.0f;
+  }
+  return w;
+}
+
 void Model::bind() {
   const ModelConfig& c = config_;
   weights_.token_embd = matrix("token_embd.weight", c.vocab_size, c.dim);
-  weights_.output_norm = vector("output_norm.weight", c.dim);
+  weights_.output_norm = norm("output_norm.weight", c.dim);
   if (find("output.weight")) {
     weights_.output = matrix("output.weight", c.vocab_size, c.dim);
   } else {
@@ -147,10 +163,18 @@ void Model::bind() {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights& w = weights_.layers[size_t(l)];
-    w.attn_norm = vector(p + "attn_norm.weight", c.dim);
-    w.wq = matrix(p + "attn_q.weight", c.q_dim(), c.dim);
-    w.wk = matrix(p + "attn_k.weight", c.kv_dim(), c.dim);
-    w.wv = matrix(p + "attn_v.weight", c.kv_dim(), c.dim);
+    w.attn_norm = norm(p + "attn_norm.weight", c.dim);
+    if (find(p + "attn_qkv.weight")) {
+      // Fused Q, K, V rows (Phi-3).
+      const int64_t rows = c.q_dim() + 2 * c.kv_dim();
+      w.wq = matrix_rows(p + "attn_qkv.weight", rows, c.dim, 0, c.q_dim());
+      w.wk = matrix_rows(p + "attn_qkv.weight", rows, c.dim, c.q_dim(), c.kv_dim());
+      w.wv = matrix_rows(p + "attn_qkv.weight", rows, c.dim, c.q_dim() + c.kv_dim(), c.kv_dim());
+    } else {
+      w.wq = matrix(p + "attn_q.weight", c.q_dim(), c.dim);
+      w.wk = matrix(p + "attn_k.weight", c.kv_dim(), c.dim);
+      w.wv = matrix(p + "attn_v.weight", c.kv_dim(), c.dim);
+    }
     w.wo = matrix(p + "attn_output.weight", c.dim, c.q_dim());
     if (c.qkv_bias) {
       w.bq = vector(p + "attn_q.bias", c.q_dim());
@@ -158,12 +182,22 @@ void Model::bind() {
       w.bv = vector(p + "attn_v.bias", c.kv_dim());
     }
     if (c.qk_norm) {
-      w.q_norm = vector(p + "attn_q_norm.weight", c.head_dim);
-      w.k_norm = vector(p + "attn_k_norm.weight", c.head_dim);
+      w.q_norm = norm(p + "attn_q_norm.weight", c.head_dim);
+      w.k_norm = norm(p + "attn_k_norm.weight", c.head_dim);
     }
-    w.ffn_norm = vector(p + "ffn_norm.weight", c.dim);
-    w.w_gate = matrix(p + "ffn_gate.weight", c.ffn_dim, c.dim);
-    w.w_up = matrix(p + "ffn_up.weight", c.ffn_dim, c.dim);
+    w.ffn_norm = norm(p + "ffn_norm.weight", c.dim);
+    if (c.post_norms) {
+      w.post_attn_norm = norm(p + "post_attention_norm.weight", c.dim);
+      w.post_ffn_norm = norm(p + "post_ffw_norm.weight", c.dim);
+    }
+    if (!find(p + "ffn_gate.weight") && find(p + "ffn_up.weight")) {
+      // Fused gate and up rows, gate first (Phi-3).
+      w.w_gate = matrix_rows(p + "ffn_up.weight", 2 * c.ffn_dim, c.dim, 0, c.ffn_dim);
+      w.w_up = matrix_rows(p + "ffn_up.weight", 2 * c.ffn_dim, c.dim, c.ffn_dim, c.ffn_dim);
+    } else {
+      w.w_gate = matrix(p + "ffn_gate.weight", c.ffn_dim, c.dim);
+      w.w_up = matrix(p + "ffn_up.weight", c.ffn_dim, c.dim);
+    }
     w.w_down = matrix(p + "ffn_down.weight", c.dim, c.ffn_dim);
   }
   if (tokenizer_ && tokenizer_->vocab_size() > size_t(c.vocab_size)) {

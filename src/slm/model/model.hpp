@@ -37,6 +37,8 @@ struct LayerWeights {
   std::vector<float> q_norm, k_norm;      // qk_norm only: [head_dim]
   std::vector<float> ffn_norm;            // [dim]
   Matrix w_gate, w_up, w_down;            // [ffn][dim], [ffn][dim], [dim][ffn]
+  std::vector<float> post_attn_norm;      // post_norms only: [dim], on the attention output
+  std::vector<float> post_ffn_norm;       // post_norms only: [dim], on the MLP output
 };
 
 struct Weights {
@@ -83,6 +85,10 @@ class Model {
   const TensorEntry& require(const std::string& name, std::vector<int64_t> shape) const;
   const TensorEntry* find(const std::string& name) const;
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
+  // Rows [first, first + count) of a [rows][cols] tensor (a fused projection) as a matrix of its own.
+  Matrix matrix_rows(const std::string& name, int64_t rows, int64_t cols, int64_t first, int64_t count) const;
+  // An RMSNorm weight: Hugging Face Gemma files store w for x * (1 + w); returned as 1 + w.
+  std::vector<float> norm(const std::string& name, int64_t n) const;
   std::vector<float> vector(const std::string& name, int64_t n) const;
 
   std::string path_;

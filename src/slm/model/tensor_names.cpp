@@ -6,7 +6,18 @@
 
 namespace slm {
 
-std::optional<std::string> hf_to_gguf_name(std::string_view name) {
+std::optional<std::string> hf_to_gguf_name(std::string_view name, std::string_view arch) {
+  // A multimodal Gemma 3 checkpoint's text tower: "language_model.model.*" (transformers 4) or
+  // "model.language_model.*" (transformers 5).
+  std::string normalized;
+  for (std::string_view prefix : {"language_model.model.", "model.language_model."}) {
+    if (name.starts_with(prefix)) {
+      normalized = "model." + std::string(name.substr(prefix.size()));
+      name = normalized;
+      break;
+    }
+  }
+  if (name == "language_model.lm_head.weight") name = "lm_head.weight";
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> globals{{
       {"model.embed_tokens.weight", "token_embd.weight"},
       {"model.norm.weight", "output_norm.weight"},
@@ -24,6 +35,21 @@ std::optional<std::string> hf_to_gguf_name(std::string_view name) {
   const auto [end, ec] = std::from_chars(rest.data(), rest.data() + dot, layer);
   if (ec != std::errc() || end != rest.data() + dot || layer < 0) return std::nullopt;
   const std::string_view leaf = rest.substr(dot + 1);
+  const std::string blk = "blk." + std::to_string(layer) + ".";
+  if (arch == "gemma3") {
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> gemma{{
+        {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+        {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+        {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+    }};
+    for (const auto& [hf, gg] : gemma) {
+      if (leaf == hf) return blk + std::string(gg);
+    }
+  }
+  if (arch == "phi3") {
+    if (leaf == "self_attn.qkv_proj.weight") return blk + "attn_qkv.weight";
+    if (leaf == "mlp.gate_up_proj.weight") return blk + "ffn_up.weight";  // gate rows first, then up
+  }
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 17> per_layer{{
       {"input_layernorm.weight", "attn_norm.weight"},
       {"self_attn.q_proj.weight", "attn_q.weight"},

@@ -55,16 +55,29 @@ SLM_CLONES void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
+void scale(float* x, float factor, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
+}
+
+SLM_CLONES void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t rope_dim, const int32_t* positions,
-          const float* inv_freq, bool interleaved) {
+          const float* inv_freq, bool interleaved, float scale) {
   const int64_t half = rope_dim / 2;
 #pragma omp parallel for if (n_rows > 4)
   for (int64_t t = 0; t < n_rows; ++t) {
     std::vector<float> cos_v(static_cast<size_t>(half)), sin_v(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i) {
       const double angle = double(positions[t]) * double(inv_freq[i]);
-      cos_v[size_t(i)] = float(std::cos(angle));
-      sin_v[size_t(i)] = float(std::sin(angle));
+      cos_v[size_t(i)] = float(std::cos(angle)) * scale;
+      sin_v[size_t(i)] = float(std::sin(angle)) * scale;
     }
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * head_dim;

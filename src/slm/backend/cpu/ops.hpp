@@ -16,11 +16,17 @@ void add(float* x, const float* y, int64_t n);
 
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul(float* gate, const float* up, int64_t n);
+// x *= factor
+void scale(float* x, float factor, int64_t n);
+// gate = gelu_tanh(gate) * up (GELU with the tanh approximation, as Gemma uses)
+void gelu_tanh_mul(float* gate, const float* up, int64_t n);
 
 // Rotary embedding of n_heads heads of head_dim values for each of n_rows rows at positions[t].
 // inv_freq has rope_dim/2 values; interleaved rotates pairs (2i, 2i+1), neox pairs (i, i + rope_dim/2).
+// cos and sin are multiplied by `scale` (LongRoPE's attention factor), so the rotated dimensions
+// are scaled and the others are not.
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t rope_dim, const int32_t* positions,
-          const float* inv_freq, bool interleaved);
+          const float* inv_freq, bool interleaved, float scale = 1.0f);
 
 struct AttentionShape {
   int64_t n_heads = 0;
