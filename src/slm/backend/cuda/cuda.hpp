@@ -1,0 +1,185 @@
+// The CUDA backend: device memory, weight matrices in device layouts, and the operations of a
+// decoder forward on the GPU (f32 activations). This header needs no CUDA headers, so code built by
+// the host compiler alone can use it; the library itself exists only in builds with CUDA.
+//
+// Pointers passed to the operations are device pointers unless a comment says otherwise. Every
+// operation is queued on `stream` (nullptr: the default stream) and returns before it has run;
+// launch errors are reported at once as slm::Error, execution errors at the next synchronize().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "slm/format/dtype.hpp"
+
+struct CUstream_st;  // cudaStream_t is CUstream_st*
+
+namespace slm::cuda {
+
+using Stream = CUstream_st*;
+
+// True when a CUDA device can be used (driver present, at least one device). Never throws.
+bool cuda_available();
+
+struct DeviceInfo {
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  int multiprocessors = 0;
+  size_t global_memory = 0;  // bytes
+  size_t l2_bytes = 0;
+};
+// The current device; Error(unsupported) when there is none.
+DeviceInfo device_info();
+
+// Waits for all queued work of the device and reports any error it hit.
+void synchronize();
+
+// Device memory, owned (move-only).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes);  // Error(out_of_range) when the device has not enough memory
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  // Synchronous copies between host memory and [offset, offset + bytes) of this buffer.
+  void upload(const void* host, size_t bytes, size_t offset = 0);
+  void download(void* host, size_t bytes, size_t offset = 0) const;
+  void fill_bytes(int value);  // synchronous
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A weight matrix of n_out rows of n_in elements in its device layout. F32, F16, BF16 and Q4_K rows
+// are stored as in GGUF; Q8_0, Q4_0 and Q6_K blocks are split into planes so that every thread reads
+// aligned 16-byte pieces (same bytes in total):
+//   Q8_0: q  int8 [n_out][n_in]        | d f16 [n_out][n_in / 32]
+//   Q4_0: qs u8   [n_out][n_in / 2]    | d f16 [n_out][n_in / 32]   (each block's 16 bytes as in GGUF)
+//   Q6_K: ql, qh u8 [n_out][nb][192]   | scales i8 [n_out][nb][16] | d f16 [n_out][nb]   (nb = n_in / 256)
+struct DeviceMatrix {
+  DType type = DType::F32;
+  int64_t n_out = 0;
+  int64_t n_in = 0;
+  DeviceBuffer data;
+  size_t plane1 = 0;  // byte offsets of the second and third planes (0 when unused)
+  size_t plane2 = 0;
+};
+
+// Types upload_matrix accepts: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
+bool matrix_type_supported(DType type);
+// Copies host rows (GGUF layout, n_out rows of n_in elements of `type`) to the device layout.
+// Errors: unsupported type, n_in not a multiple of the block size (and of 8 for F16/BF16, 4 for F32).
+DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int64_t n_in);
+
+// y[o] = sum_i w[o][i] * x[i]: the product of one token (decode). x: f32 [n_in], y: f32 [n_out].
+void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream = nullptr);
+
+// Activations rounded to 8 bits per block of 32 (scale max|x| / 127), for the integer kernels of the
+// block formats: per block its scale, and per 16 elements the sum of the unrounded values.
+// Layout: q int8 [n] | d f32 [n / 32] | sums f32 [n / 16].
+class QuantizedVector {
+ public:
+  QuantizedVector() = default;
+  explicit QuantizedVector(int64_t capacity);  // allocate ahead (outside graph capture)
+  int64_t size() const { return n_; }
+  int64_t capacity() const { return capacity_; }
+  const void* data() const { return buffer_.data(); }
+  // Rounds x (device f32 [n], n a multiple of 32) into this vector; allocates when n > capacity().
+  void quantize(const float* x, int64_t n, Stream stream = nullptr);
+
+ private:
+  DeviceBuffer buffer_;
+  int64_t n_ = 0;
+  int64_t capacity_ = 0;
+};
+
+// The product with activations rounded to 8 bits (x.size() == w.n_in), through integer dot products:
+// Q8_0, Q4_0, Q4_K and Q6_K weights only; the error per output is at most
+// sum over blocks b of max|x_b| / 254 * sum_{i in b} |w_i| beyond f32 rounding.
+void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream = nullptr);
+// True when matvec(w, QuantizedVector, ...) handles w's type.
+bool matvec_quantized_supported(DType type);
+
+// out[t] = row ids[t] of `table` in f32 (embedding look-up). ids: device int32 [n_ids], each in
+// [0, n_out) (ids outside give rows of zeros); out: f32 [n_ids][n_in].
+void embedding(const DeviceMatrix& table, const int32_t* ids, int64_t n_ids, float* out, Stream stream = nullptr);
+
+// Products of many tokens (prompt processing) through cuBLAS: owns the cuBLAS handle and scratch
+// memory (activations in f16/bf16, quantized weights dequantized to f16 tiles). Not thread-safe.
+class Blas {
+ public:
+  Blas();
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  // y[t][o] = sum_i w[o][i] * x[t][i]; x: f32 [n_tokens][n_in], y: f32 [n_tokens][n_out].
+  // One token goes to matvec. The tensor cores multiply f16 (bf16 for BF16 weights) operands with f32
+  // accumulation: x is rounded to that type; F32 weights use TF32.
+  void matmul(const DeviceMatrix& w, const float* x, int64_t n_tokens, float* y, Stream stream = nullptr);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, n_rows rows of n values (y may be x).
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
+              Stream stream = nullptr);
+// x[i] += y[i]
+void add(float* x, const float* y, int64_t n, Stream stream = nullptr);
+// x[t][i] += bias[i]
+void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n, Stream stream = nullptr);
+// gate[i] = silu(gate[i]) * up[i]
+void silu_mul(float* gate, const float* up, int64_t n, Stream stream = nullptr);
+// Rotary embedding in place, as slm::cpu::rope: n_rows rows of n_heads heads of head_dim values,
+// row t at positions[t] (device int32); inv_freq: device f32 [rope_dim / 2]. interleaved rotates the
+// pairs (2i, 2i+1), neox the pairs (i, i + rope_dim / 2). Angles in double precision.
+void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t rope_dim, const int32_t* positions,
+          const float* inv_freq, bool interleaved, Stream stream = nullptr);
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t sliding_window = 0;  // 0: none; else keys with (position - key position) >= window are masked
+  float scale = 0.0f;          // usually 1 / sqrt(head_dim)
+};
+
+// Writes one token's keys and values (f32 [n], n = n_kv_heads * head_dim) into row *position (device
+// int32) of caches of `capacity` rows, kv_stride elements of kv_type (F32 or F16) apart. A position
+// outside [0, capacity) writes nothing.
+void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride,
+              int64_t n, const int32_t* position, int64_t capacity, Stream stream = nullptr);
+
+// Scratch floats attention_decode needs for caches of `capacity` rows.
+size_t attention_scratch_floats(const AttentionShape& shape, int64_t capacity);
+
+// Attention of one query token at *position (device int32, < capacity) over cache rows
+// [start, position] (start from the sliding window), grouped-query heads (head h reads kv head
+// h / (n_heads / n_kv_heads)). q, out: f32 [n_heads * head_dim]; caches as for store_kv. The keys
+// are split into chunks processed in parallel and merged (positions beyond *position cost nothing
+// but a launch), so the launch shape depends only on capacity: suitable for graph capture. A position
+// outside [0, capacity) reads nothing and gives NaN outputs.
+void attention_decode(const float* q, const void* k_cache, const void* v_cache, DType kv_type, int64_t kv_stride,
+                      const int32_t* position, int64_t capacity, const AttentionShape& shape, float* scratch,
+                      float* out, Stream stream = nullptr);
+
+// *index = the smallest i with x[i] == max(x) (NaNs are ignored); index: device int32.
+void argmax(const float* x, int64_t n, int32_t* index, Stream stream = nullptr);
+
+}  // namespace slm::cuda

@@ -1,0 +1,113 @@
+// Weight matrices in device layouts (see DeviceMatrix in cuda.hpp): rows checked, block formats
+// whose blocks are not 16-byte multiples split into aligned planes on the host, then one upload.
+#include <cstring>
+#include <vector>
+
+#include "slm/backend/cuda/cuda.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm::cuda {
+
+namespace {
+
+constexpr size_t kQ8Bytes = 34, kQ4Bytes = 18, kQ6Bytes = 210;
+
+// Q8_0 blocks (d f16 | q int8[32]) -> q plane, d plane.
+void split_q8_0(const uint8_t* src, int64_t n_blocks, uint8_t* q, uint8_t* d) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += kQ8Bytes) {
+    std::memcpy(d + 2 * b, src, 2);
+    std::memcpy(q + 32 * b, src + 2, 32);
+  }
+}
+
+// Q4_0 blocks (d f16 | qs u8[16]) -> qs plane, d plane.
+void split_q4_0(const uint8_t* src, int64_t n_blocks, uint8_t* qs, uint8_t* d) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += kQ4Bytes) {
+    std::memcpy(d + 2 * b, src, 2);
+    std::memcpy(qs + 16 * b, src + 2, 16);
+  }
+}
+
+// Q6_K super-blocks (ql[128] | qh[64] | scales[16] | d f16) -> bits, scales and d planes.
+void split_q6_k(const uint8_t* src, int64_t n_blocks, uint8_t* bits, uint8_t* scales, uint8_t* d) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += kQ6Bytes) {
+    std::memcpy(bits + 192 * b, src, 192);
+    std::memcpy(scales + 16 * b, src + 192, 16);
+    std::memcpy(d + 2 * b, src + 208, 2);
+  }
+}
+
+}  // namespace
+
+bool matrix_type_supported(DType type) {
+  switch (type) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int64_t n_in) {
+  if (!matrix_type_supported(type)) {
+    fail(ErrorKind::unsupported, "CUDA: expected weights of type f32, f16, bf16, q8_0, q4_0, q4_K or q6_K, found {}",
+         dtype_name(type));
+  }
+  if (n_out <= 0 || n_in <= 0) {
+    fail(ErrorKind::invalid_argument, "CUDA: expected a matrix with rows and columns, found {} x {}", n_out, n_in);
+  }
+  if (host_rows == nullptr) fail(ErrorKind::invalid_argument, "CUDA: expected matrix data, found a null pointer");
+  const auto& traits = dtype_traits(type);
+  // Plain types: whole 16-byte pieces per row; block types: whole blocks.
+  const int64_t multiple = type == DType::F32 ? 4 : (traits.block_size == 1 ? 8 : int64_t(traits.block_size));
+  if (n_in % multiple != 0) {
+    fail(ErrorKind::unsupported, "CUDA: expected {} rows of a multiple of {} elements, found {}", dtype_name(type),
+         multiple, n_in);
+  }
+  const size_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
+  const size_t total = row_bytes * size_t(n_out);
+  const auto* src = static_cast<const uint8_t*>(host_rows);
+
+  DeviceMatrix m;
+  m.type = type;
+  m.n_out = n_out;
+  m.n_in = n_in;
+  m.data = DeviceBuffer(total);
+  const int64_t n_blocks = n_out * (n_in / int64_t(traits.block_size));
+  switch (type) {
+    case DType::Q8_0: {
+      std::vector<uint8_t> host(total);
+      m.plane1 = size_t(n_blocks) * 32;
+      split_q8_0(src, n_blocks, host.data(), host.data() + m.plane1);
+      m.data.upload(host.data(), total);
+      break;
+    }
+    case DType::Q4_0: {
+      std::vector<uint8_t> host(total);
+      m.plane1 = size_t(n_blocks) * 16;
+      split_q4_0(src, n_blocks, host.data(), host.data() + m.plane1);
+      m.data.upload(host.data(), total);
+      break;
+    }
+    case DType::Q6_K: {
+      std::vector<uint8_t> host(total);
+      m.plane1 = size_t(n_blocks) * 192;
+      m.plane2 = m.plane1 + size_t(n_blocks) * 16;
+      split_q6_k(src, n_blocks, host.data(), host.data() + m.plane1, host.data() + m.plane2);
+      m.data.upload(host.data(), total);
+      break;
+    }
+    default:
+      m.data.upload(src, total);
+      break;
+  }
+  return m;
+}
+
+}  // namespace slm::cuda

@@ -1,0 +1,451 @@
+// Matrix-vector products of one token (decode) and dequantization of weight rows (embedding
+// look-ups, f16 tiles for cuBLAS) for every DeviceMatrix type.
+//
+// Decode reads each weight byte once, so the kernels aim at the memory bandwidth: a block owns a few
+// rows (more for the 4-bit formats), its warps split each row's aligned 16-byte pieces (consecutive
+// lanes, consecutive pieces), every lane loads the piece of all the block's rows before using them, and
+// the activations (a few KB, from L1) are loaded once per piece for all those rows: their lane-strided
+// loads, not the weights, are what L1 spends most of its cycles on. Quantized values become floats through the 2^23 trick (a byte placed in the mantissa of
+// 2^23, minus 2^23 and the format's offset: exact, and cheaper than integer-to-float conversion).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <string>
+
+#include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/internal.hpp"
+#include "slm/backend/cuda/kernels.cuh"
+
+namespace slm::cuda {
+
+namespace {
+
+using namespace kernels;
+
+constexpr int kWarpsPerBlock = 4;
+
+// Byte k of w as 2^23 + byte (a float), minus `bias`: byte - (bias - 2^23) exactly.
+template <int k>
+__device__ __forceinline__ float byte_value(uint32_t w, float bias) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7540u | k)) - bias;
+}
+
+// sum over the 4 bytes b_k of w of (b_k - offset) * x_k, with bias = 2^23 + offset. Two short chains:
+// long chains of dependent multiply-adds, not memory, would bound the kernels.
+__device__ __forceinline__ float dot4(uint32_t w, float4 x, float bias) {
+  const float a = fmaf(byte_value<1>(w, bias), x.y, byte_value<0>(w, bias) * x.x);
+  const float b = fmaf(byte_value<3>(w, bias), x.w, byte_value<2>(w, bias) * x.z);
+  return a + b;
+}
+
+__device__ __forceinline__ float sum4(float4 x) { return (x.x + x.y) + (x.z + x.w); }
+
+__device__ __forceinline__ float4 load_x(const float* x, int64_t index4) {
+  return __ldg(reinterpret_cast<const float4*>(x) + index4);
+}
+
+constexpr float kTwo23 = 8388608.0f;
+
+// Each format: Piece (what one lane loads for one 16-byte piece), pieces(m) per row, load(),
+// dot() (the piece's contribution to its row's product), and value() for dequantization.
+
+struct F32Format {
+  struct Piece {
+    uint4 w;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 4; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    return {load16(m.data + (row * m.n_in + 4 * c) * 4)};
+  }
+  static constexpr int kRows = 4;  // rows per block
+  using X = float4;
+  static __device__ X load_x(const float* x, int64_t c) { return cuda::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    acc = fmaf(__uint_as_float(p.w.x), xv.x, acc);
+    acc = fmaf(__uint_as_float(p.w.y), xv.y, acc);
+    acc = fmaf(__uint_as_float(p.w.z), xv.z, acc);
+    acc = fmaf(__uint_as_float(p.w.w), xv.w, acc);
+    return acc;
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    return reinterpret_cast<const float*>(m.data)[row * m.n_in + i];
+  }
+};
+
+template <bool kBf16>
+struct HalfFormat {
+  struct Piece {
+    uint4 w;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 8; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    return {load16(m.data + (row * m.n_in + 8 * c) * 2)};
+  }
+  static __device__ float2 pair(uint32_t w) {
+    if constexpr (kBf16) {
+      return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+    } else {
+      return __half22float2(*reinterpret_cast<const __half2*>(&w));
+    }
+  }
+  static constexpr int kRows = 4;
+  struct X {
+    float4 a, b;
+  };
+  static __device__ X load_x(const float* x, int64_t c) { return {cuda::load_x(x, 2 * c), cuda::load_x(x, 2 * c + 1)}; }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    const float4& x0 = xv.a;
+    const float4& x1 = xv.b;
+    float2 w = pair(p.w.x);
+    acc = fmaf(w.x, x0.x, acc);
+    acc = fmaf(w.y, x0.y, acc);
+    w = pair(p.w.y);
+    acc = fmaf(w.x, x0.z, acc);
+    acc = fmaf(w.y, x0.w, acc);
+    w = pair(p.w.z);
+    acc = fmaf(w.x, x1.x, acc);
+    acc = fmaf(w.y, x1.y, acc);
+    w = pair(p.w.w);
+    acc = fmaf(w.x, x1.z, acc);
+    acc = fmaf(w.y, x1.w, acc);
+    return acc;
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const uint16_t bits = reinterpret_cast<const uint16_t*>(m.data)[row * m.n_in + i];
+    if constexpr (kBf16) {
+      return __uint_as_float(uint32_t(bits) << 16);
+    } else {
+      return half_bits(bits);
+    }
+  }
+};
+
+// Q8_0: piece c = 16 int8 values (elements 16c..16c+15) of block c / 2.
+struct Q8Format {
+  struct Piece {
+    uint4 q;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 16; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t piece = row * (m.n_in / 16) + c;
+    const uint16_t d = __ldg(reinterpret_cast<const unsigned short*>(m.plane1) + piece / 2);
+    return {load16(m.data + 16 * piece), half_bits(d)};
+  }
+  static constexpr int kRows = 4;
+  struct X {
+    float4 v[4];
+  };
+  static __device__ X load_x(const float* x, int64_t c) {
+    X xv;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) xv.v[i] = cuda::load_x(x, 4 * c + i);
+    return xv;
+  }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    constexpr float bias = kTwo23 + 128.0f;  // bytes hold q + 128 after the sign flip
+    float t[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) t[i] = dot4(word(p.q, i) ^ 0x80808080u, xv.v[i], bias);
+    return fmaf(p.d, (t[0] + t[1]) + (t[2] + t[3]), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t e = row * m.n_in + i;
+    const float d = half_bits(reinterpret_cast<const uint16_t*>(m.plane1)[e / 32]);
+    return d * float(reinterpret_cast<const int8_t*>(m.data)[e]);
+  }
+};
+
+// Q4_0: piece c = block c (16 bytes: element j in the low nibble of byte j, element j + 16 in the high one).
+struct Q4Format {
+  struct Piece {
+    uint4 q;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    const uint16_t d = __ldg(reinterpret_cast<const unsigned short*>(m.plane1) + block);
+    return {load16(m.data + 16 * block), half_bits(d)};
+  }
+  static constexpr int kRows = 8;
+  struct X {
+    float4 v[8];
+  };
+  static __device__ X load_x(const float* x, int64_t c) {
+    X xv;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) xv.v[i] = cuda::load_x(x, 8 * c + i);
+    return xv;
+  }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    constexpr float bias = kTwo23 + 8.0f;
+    float t[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i);
+      t[i] = dot4(w & 0x0f0f0f0fu, xv.v[i], bias) + dot4((w >> 4) & 0x0f0f0f0fu, xv.v[4 + i], bias);
+    }
+    return fmaf(p.d, (t[0] + t[1]) + (t[2] + t[3]), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 32) + i / 32;
+    const int j = int(i % 32);
+    const uint8_t byte = m.data[16 * block + (j & 15)];
+    const int q = j < 16 ? (byte & 15) : (byte >> 4);
+    return half_bits(reinterpret_cast<const uint16_t*>(m.plane1)[block]) * float(q - 8);
+  }
+};
+
+// Q4_K (GGUF layout, 144-byte super-blocks): piece c = 16 of the 128 quant bytes of super-block c / 8.
+// Piece j = c % 8 holds bytes 16j..16j+15: low nibbles are elements 64(j/2) + 16(j%2) + i (sub-block
+// 2(j/2)), high nibbles 32 further (sub-block 2(j/2) + 1). Each lane also reads the 16-byte header.
+struct Q4KFormat {
+  struct Piece {
+    uint4 q;
+    uint4 header;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const uint8_t* block = m.data + (row * (m.n_in / 256) + c / 8) * 144;
+    return {load16(block + 16 + 16 * (c % 8)), load16(block)};
+  }
+  static constexpr int kRows = 8;
+  struct X {
+    float4 a[4], b[4];  // the low- and high-nibble elements
+    float sum_a, sum_b;
+  };
+  static __device__ X load_x(const float* x, int64_t c) {
+    const int j = int(c % 8);
+    const int64_t x4 = (c / 8) * 64 + (j >> 1) * 16 + (j & 1) * 4;  // float4 index of the low-nibble elements
+    X xv;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      xv.a[i] = cuda::load_x(x, x4 + i);
+      xv.b[i] = cuda::load_x(x, x4 + 8 + i);
+    }
+    xv.sum_a = (sum4(xv.a[0]) + sum4(xv.a[1])) + (sum4(xv.a[2]) + sum4(xv.a[3]));
+    xv.sum_b = (sum4(xv.b[0]) + sum4(xv.b[1])) + (sum4(xv.b[2]) + sum4(xv.b[3]));
+    return xv;
+  }
+  static __device__ float dot(const Piece& p, int64_t c, const X& xv, float acc) {
+    const int pair = int(c % 8) >> 1;
+    int scale1, min1, scale2, min2;
+    q4k_scale_min(p.header, 2 * pair, &scale1, &min1);
+    q4k_scale_min(p.header, 2 * pair + 1, &scale2, &min2);
+    float t1[4], t2[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i);
+      t1[i] = dot4(w & 0x0f0f0f0fu, xv.a[i], kTwo23);
+      t2[i] = dot4((w >> 4) & 0x0f0f0f0fu, xv.b[i], kTwo23);
+    }
+    const float s1 = (t1[0] + t1[1]) + (t1[2] + t1[3]), s2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
+    const float sum1 = xv.sum_a, sum2 = xv.sum_b;
+    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&p.header.x));  // (d, dmin)
+    acc = fmaf(dm.x * float(scale1), s1, acc);
+    acc = fmaf(dm.x * float(scale2), s2, acc);
+    acc = fmaf(-dm.y * float(min1), sum1, acc);
+    acc = fmaf(-dm.y * float(min2), sum2, acc);
+    return acc;
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const uint8_t* block = m.data + (row * (m.n_in / 256) + i / 256) * 144;
+    const int e = int(i % 256);
+    const int pair = e / 64, within = e % 64;
+    const uint4 header = *reinterpret_cast<const uint4*>(block);
+    int scale, min;
+    q4k_scale_min(header, 2 * pair + (within >= 32 ? 1 : 0), &scale, &min);
+    const uint8_t byte = block[16 + 32 * pair + within % 32];
+    const int q = within < 32 ? (byte & 15) : (byte >> 4);
+    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&header.x));
+    return dm.x * float(scale) * float(q) - dm.y * float(min);
+  }
+};
+
+// Q6_K (planes: 192 bytes ql|qh, 16 scales, d per super-block): piece c = 16 bytes of ql of super-block
+// c / 8: j = c % 8 = 4h + 2m + n covers ql bytes 64h + 32m + 16n + i (i < 16), whose low nibbles are
+// elements 128h + 32m + 16n + i and high nibbles the elements 64 further; their top two bits come from
+// qh byte 32h + 16n + i (bits 2m and 2m + 4).
+struct Q6KFormat {
+  struct Piece {
+    uint4 ql;
+    uint4 qh;
+    uint4 scales;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const int j = int(c % 8);
+    const int h = j >> 2, mm = (j >> 1) & 1, n = j & 1;
+    const uint8_t* bits = m.data + block * 192;
+    const uint16_t d = __ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block);
+    return {load16(bits + 64 * h + 32 * mm + 16 * n), load16(bits + 128 + 32 * h + 16 * n),
+            load16(m.plane1 + block * 16), half_bits(d)};
+  }
+  static constexpr int kRows = 8;
+  struct X {
+    float4 a[4], b[4];  // the low- and high-nibble elements
+  };
+  static __device__ X load_x(const float* x, int64_t c) {
+    const int j = int(c % 8);
+    const int64_t x4 = (c / 8) * 64 + (128 * (j >> 2) + 32 * ((j >> 1) & 1) + 16 * (j & 1)) / 4;
+    X xv;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      xv.a[i] = cuda::load_x(x, x4 + i);
+      xv.b[i] = cuda::load_x(x, x4 + 16 + i);
+    }
+    return xv;
+  }
+  static __device__ float dot(const Piece& p, int64_t c, const X& xv, float acc) {
+    const int j = int(c % 8);
+    const int h = j >> 2, mm = (j >> 1) & 1, n = j & 1;
+    const int sub = 8 * h + 2 * mm + n;  // sub-block of 16 of the low-nibble elements; +4 for the high ones
+    const float scale1 = float(int8_t(byte_at(p.scales, sub)));
+    const float scale2 = float(int8_t(byte_at(p.scales, sub + 4)));
+    const int shift = 2 * mm;
+    constexpr float bias = kTwo23 + 32.0f;
+    float t1[4], t2[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t low = word(p.ql, i), high = word(p.qh, i);
+      const uint32_t q1 = (low & 0x0f0f0f0fu) | (((high >> shift) & 0x03030303u) << 4);
+      const uint32_t q2 = ((low >> 4) & 0x0f0f0f0fu) | (((high >> (shift + 4)) & 0x03030303u) << 4);
+      t1[i] = dot4(q1, xv.a[i], bias);
+      t2[i] = dot4(q2, xv.b[i], bias);
+    }
+    const float s1 = (t1[0] + t1[1]) + (t1[2] + t1[3]), s2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
+    return fmaf(p.d, fmaf(scale1, s1, scale2 * s2), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 256) + i / 256;
+    const int e = int(i % 256);
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const uint8_t* bits = m.data + block * 192;
+    const uint8_t low_byte = bits[64 * h + l + 32 * (k & 1)];
+    const int low = k < 2 ? (low_byte & 15) : (low_byte >> 4);
+    const int high = (bits[128 + 32 * h + l] >> (2 * k)) & 3;
+    const float d = half_bits(reinterpret_cast<const uint16_t*>(m.plane2)[block]);
+    const float scale = float(reinterpret_cast<const int8_t*>(m.plane1)[block * 16 + e / 16]);
+    return d * scale * float((low | (high << 4)) - 32);
+  }
+};
+
+// Block b: rows [b * kRows, ...); warp w takes the pieces w * 32 + lane, + 128, ... of every row.
+template <typename Format>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, const float* __restrict__ x,
+                                                                     float* __restrict__ y) {
+  constexpr int kRows = Format::kRows;
+  __shared__ float partial[kWarpsPerBlock][kRows];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t first_row = int64_t(blockIdx.x) * kRows;
+  int64_t rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
+  const int64_t n_pieces = Format::pieces(m);
+  float acc[kRows] = {};
+  for (int64_t c = int64_t(warp) * 32 + lane; c < n_pieces; c += kWarpsPerBlock * 32) {
+    typename Format::Piece pieces[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) pieces[r] = Format::load(m, rows[r], c);
+    const typename Format::X xv = Format::load_x(x, c);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float sum = warp_sum(acc[r]);
+    if (lane == 0) partial[warp][r] = sum;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows && first_row + threadIdx.x < m.n_out) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) sum += partial[w][threadIdx.x];
+    y[first_row + threadIdx.x] = sum;
+  }
+}
+
+// out[t][i] = value of row ids[t] (or row row0 + t when ids is null), element i, as OutT.
+template <typename Format, typename OutT>
+__global__ void dequantize_kernel(Matrix m, const int32_t* ids, int64_t row0, int64_t n_rows, OutT* out) {
+  const int64_t total = n_rows * m.n_in;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = k / m.n_in, i = k % m.n_in;
+    const int64_t row = ids != nullptr ? int64_t(ids[t]) : row0 + t;
+    float v = 0.0f;
+    if (row >= 0 && row < m.n_out) v = Format::value(m, row, i);
+    if constexpr (sizeof(OutT) == 2) {
+      out[k] = __float2half_rn(v);
+    } else {
+      out[k] = v;
+    }
+  }
+}
+
+// Calls f(Format{}) for the matrix's type.
+template <typename F>
+void dispatch(DType type, F&& f) {
+  switch (type) {
+    case DType::F32: return f(F32Format{});
+    case DType::F16: return f(HalfFormat<false>{});
+    case DType::BF16: return f(HalfFormat<true>{});
+    case DType::Q8_0: return f(Q8Format{});
+    case DType::Q4_0: return f(Q4Format{});
+    case DType::Q4_K: return f(Q4KFormat{});
+    case DType::Q6_K: return f(Q6KFormat{});
+    default: detail::fail_unsupported("no kernel for weights of type " + std::string(dtype_name(type)));
+  }
+}
+
+int grid_for(int64_t total, int threads) {
+  const int64_t blocks = (total + threads - 1) / threads;
+  return int(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+}  // namespace
+
+void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream) {
+  check_matrix(w);
+  if (x == nullptr || y == nullptr) detail::fail_argument("matvec: expected device vectors, found a null pointer");
+  const Matrix m = view(w);
+  dispatch(w.type, [&](auto format) {
+    using Format = decltype(format);
+    const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, x, y);
+  });
+  detail::check_launch("matvec");
+}
+
+void embedding(const DeviceMatrix& table, const int32_t* ids, int64_t n_ids, float* out, Stream stream) {
+  check_matrix(table);
+  if (n_ids <= 0) return;
+  if (ids == nullptr || out == nullptr) detail::fail_argument("embedding: expected device arrays, found a null pointer");
+  const Matrix m = view(table);
+  dispatch(table.type, [&](auto format) {
+    dequantize_kernel<decltype(format), float><<<grid_for(n_ids * table.n_in, 256), 256, 0, stream>>>(m, ids, 0, n_ids, out);
+  });
+  detail::check_launch("embedding");
+}
+
+namespace detail {
+
+void dequantize_rows_f16(const DeviceMatrix& w, int64_t row0, int64_t rows, void* dst, Stream stream) {
+  check_matrix(w);
+  if (row0 < 0 || rows < 0 || row0 + rows > w.n_out) fail_argument("dequantize_rows_f16: rows outside the matrix");
+  if (rows == 0) return;
+  const Matrix m = view(w);
+  auto* out = static_cast<__half*>(dst);
+  dispatch(w.type, [&](auto format) {
+    dequantize_kernel<decltype(format), __half>
+        <<<grid_for(rows * w.n_in, 256), 256, 0, stream>>>(m, nullptr, row0, rows, out);
+  });
+  check_launch("dequantize_rows_f16");
+}
+
+}  // namespace detail
+
+}  // namespace slm::cuda

@@ -1,0 +1,289 @@
+// Matrix-vector products of block-quantized weights with activations rounded to 8 bits per block of
+// 32 (QuantizedVector), through 4-way integer dot products (dp4a): four weights per instruction with
+// no per-element conversion to float, and a quarter of the activation bytes of the f32 kernels
+// (matvec.cu), whose conversions and activation loads, not memory, bound them.
+//
+// As in matvec.cu, a block owns kRows rows, its warps split every row's 16-byte pieces, and each lane
+// loads the piece of all the block's rows and the matching activations once before using them.
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <string>
+
+#include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/internal.hpp"
+#include "slm/backend/cuda/kernels.cuh"
+
+namespace slm::cuda {
+
+namespace {
+
+using namespace kernels;
+
+constexpr int kWarpsPerBlock = 4;
+
+struct XQ {
+  const int8_t* q;    // [n]
+  const float* d;     // [n / 32]
+  const float* sums;  // [n / 16]
+};
+
+__device__ __forceinline__ uint4 load_q(const int8_t* q, int64_t byte_offset) {
+  return __ldg(reinterpret_cast<const uint4*>(q + byte_offset));
+}
+
+__device__ __forceinline__ int dot16(const uint4& w, const uint4& x) {
+  int acc = __dp4a(int(w.x), int(x.x), 0);
+  acc = __dp4a(int(w.y), int(x.y), acc);
+  acc = __dp4a(int(w.z), int(x.z), acc);
+  return __dp4a(int(w.w), int(x.w), acc);
+}
+
+__device__ __forceinline__ uint4 map4(const uint4& v, uint32_t mask, int shift, uint32_t minus) {
+  return make_uint4(__vsub4((v.x >> shift) & mask, minus), __vsub4((v.y >> shift) & mask, minus),
+                    __vsub4((v.z >> shift) & mask, minus), __vsub4((v.w >> shift) & mask, minus));
+}
+
+// Q8_0: piece c = 16 int8 weights (elements 16c..16c+15) of block c / 2.
+struct Q8 {
+  static constexpr int kRows = 4;
+  struct Piece {
+    uint4 q;
+    float d;
+  };
+  struct X {
+    uint4 q;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 16; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t piece = row * (m.n_in / 16) + c;
+    return {load16(m.data + 16 * piece), half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane1) + piece / 2))};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) { return {load_q(x.q, 16 * c), __ldg(x.d + c / 2)}; }
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    return fmaf(p.d * x.d, float(dot16(p.q, x.q)), acc);
+  }
+};
+
+// Q4_0: piece c = block c; low nibbles are elements 0..15, high nibbles 16..31, each minus 8.
+struct Q4 {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    float d;
+  };
+  struct X {
+    uint4 low, high;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    return {load16(m.data + 16 * block), half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane1) + block))};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) {
+    return {load_q(x.q, 32 * c), load_q(x.q, 32 * c + 16), __ldg(x.d + c)};
+  }
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    const int s = dot16(map4(p.q, 0x0f0f0f0fu, 0, 0x08080808u), x.low) +
+                  dot16(map4(p.q, 0x0f0f0f0fu, 4, 0x08080808u), x.high);
+    return fmaf(p.d * x.d, float(s), acc);
+  }
+};
+
+// Q4_K: piece c = 16 quant bytes of super-block c / 8 (see Q4KFormat in matvec.cu for the element map);
+// the minimum term uses the exact sums of the activations.
+struct Q4K {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    uint4 header;
+  };
+  struct X {
+    uint4 low, high;
+    float d_low, d_high, sum_low, sum_high;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const uint8_t* block = m.data + (row * (m.n_in / 256) + c / 8) * 144;
+    return {load16(block + 16 + 16 * (c % 8)), load16(block)};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) {
+    const int j = int(c % 8);
+    const int64_t low = (c / 8) * 256 + 64 * (j >> 1) + 16 * (j & 1);  // first low-nibble element
+    return {load_q(x.q, low), load_q(x.q, low + 32), __ldg(x.d + low / 32), __ldg(x.d + low / 32 + 1),
+            __ldg(x.sums + low / 16), __ldg(x.sums + low / 16 + 2)};
+  }
+  static __device__ float dot(const Piece& p, int64_t c, const X& x, float acc) {
+    const int pair = int(c % 8) >> 1;
+    int scale1, min1, scale2, min2;
+    q4k_scale_min(p.header, 2 * pair, &scale1, &min1);
+    q4k_scale_min(p.header, 2 * pair + 1, &scale2, &min2);
+    const int s1 = dot16(map4(p.q, 0x0f0f0f0fu, 0, 0u), x.low);
+    const int s2 = dot16(map4(p.q, 0x0f0f0f0fu, 4, 0u), x.high);
+    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&p.header.x));  // (d, dmin)
+    const float q_part = fmaf(float(scale1) * x.d_low, float(s1), float(scale2) * x.d_high * float(s2));
+    const float m_part = fmaf(float(min1), x.sum_low, float(min2) * x.sum_high);
+    return fmaf(dm.x, q_part, fmaf(-dm.y, m_part, acc));
+  }
+};
+
+// Q6_K (planes): piece c as Q6KFormat in matvec.cu; values q - 32 as signed bytes.
+struct Q6K {
+  static constexpr int kRows = 4;
+  struct Piece {
+    uint4 ql, qh, scales;
+    float d;
+  };
+  struct X {
+    uint4 low, high;
+    float d_low, d_high;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const int j = int(c % 8);
+    const int h = j >> 2, mm = (j >> 1) & 1, n = j & 1;
+    const uint8_t* bits = m.data + block * 192;
+    return {load16(bits + 64 * h + 32 * mm + 16 * n), load16(bits + 128 + 32 * h + 16 * n),
+            load16(m.plane1 + block * 16),
+            half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block))};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) {
+    const int j = int(c % 8);
+    const int64_t low = (c / 8) * 256 + 128 * (j >> 2) + 32 * ((j >> 1) & 1) + 16 * (j & 1);
+    return {load_q(x.q, low), load_q(x.q, low + 64), __ldg(x.d + low / 32), __ldg(x.d + low / 32 + 2)};
+  }
+  static __device__ float dot(const Piece& p, int64_t c, const X& x, float acc) {
+    const int j = int(c % 8);
+    const int h = j >> 2, mm = (j >> 1) & 1, n = j & 1;
+    const int sub = 8 * h + 2 * mm + n;
+    const float scale1 = float(int8_t(byte_at(p.scales, sub)));
+    const float scale2 = float(int8_t(byte_at(p.scales, sub + 4)));
+    const int shift = 2 * mm;
+    uint4 q1, q2;
+    q1.x = (p.ql.x & 0x0f0f0f0fu) | (((p.qh.x >> shift) & 0x03030303u) << 4);
+    q1.y = (p.ql.y & 0x0f0f0f0fu) | (((p.qh.y >> shift) & 0x03030303u) << 4);
+    q1.z = (p.ql.z & 0x0f0f0f0fu) | (((p.qh.z >> shift) & 0x03030303u) << 4);
+    q1.w = (p.ql.w & 0x0f0f0f0fu) | (((p.qh.w >> shift) & 0x03030303u) << 4);
+    q2.x = ((p.ql.x >> 4) & 0x0f0f0f0fu) | (((p.qh.x >> (shift + 4)) & 0x03030303u) << 4);
+    q2.y = ((p.ql.y >> 4) & 0x0f0f0f0fu) | (((p.qh.y >> (shift + 4)) & 0x03030303u) << 4);
+    q2.z = ((p.ql.z >> 4) & 0x0f0f0f0fu) | (((p.qh.z >> (shift + 4)) & 0x03030303u) << 4);
+    q2.w = ((p.ql.w >> 4) & 0x0f0f0f0fu) | (((p.qh.w >> (shift + 4)) & 0x03030303u) << 4);
+    const int s1 = dot16(map4(q1, 0xffffffffu, 0, 0x20202020u), x.low);
+    const int s2 = dot16(map4(q2, 0xffffffffu, 0, 0x20202020u), x.high);
+    return fmaf(p.d, fmaf(scale1 * x.d_low, float(s1), scale2 * x.d_high * float(s2)), acc);
+  }
+};
+
+template <typename Format>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y) {
+  constexpr int kRows = Format::kRows;
+  __shared__ float partial[kWarpsPerBlock][kRows];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t first_row = int64_t(blockIdx.x) * kRows;
+  int64_t rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
+  const int64_t n_pieces = Format::pieces(m);
+  float acc[kRows] = {};
+  for (int64_t c = int64_t(warp) * 32 + lane; c < n_pieces; c += kWarpsPerBlock * 32) {
+    typename Format::Piece pieces[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) pieces[r] = Format::load(m, rows[r], c);
+    const typename Format::X xv = Format::load_x(x, c);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float sum = warp_sum(acc[r]);
+    if (lane == 0) partial[warp][r] = sum;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows && first_row + threadIdx.x < m.n_out) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) sum += partial[w][threadIdx.x];
+    y[first_row + threadIdx.x] = sum;
+  }
+}
+
+// One warp per block of 32: scale max|x| / 127, values rounded to nearest, sums of each half.
+__global__ void quantize_kernel(const float* x, int64_t n, int8_t* q, float* d, float* sums) {
+  const int64_t block = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = int(threadIdx.x) & 31;
+  if (block >= n / 32) return;
+  const float v = x[block * 32 + lane];
+  float amax = fabsf(v);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float scale = amax / 127.0f;
+  const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+  q[block * 32 + lane] = int8_t(max(-127, min(127, __float2int_rn(v * inverse))));
+  float sum = v;
+#pragma unroll
+  for (int offset = 8; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) d[block] = scale;
+  if ((lane & 15) == 0) sums[block * 2 + (lane >> 4)] = sum;
+}
+
+size_t quantized_bytes(int64_t n) { return size_t(n) + size_t(n / 32) * 4 + size_t(n / 16) * 4; }
+
+}  // namespace
+
+QuantizedVector::QuantizedVector(int64_t capacity) : buffer_(quantized_bytes(capacity)), capacity_(capacity) {
+  if (capacity < 0 || capacity % 32 != 0) detail::fail_argument("QuantizedVector: expected a capacity multiple of 32");
+}
+
+void QuantizedVector::quantize(const float* x, int64_t n, Stream stream) {
+  if (n <= 0 || n % 32 != 0) {
+    detail::fail_argument("quantize: expected a length that is a positive multiple of 32, found " + std::to_string(n));
+  }
+  if (x == nullptr) detail::fail_argument("quantize: null pointer");
+  if (n > capacity_) {
+    buffer_ = DeviceBuffer(quantized_bytes(n));
+    capacity_ = n;
+  }
+  n_ = n;
+  auto* base = buffer_.as<uint8_t>();
+  auto* d = reinterpret_cast<float*>(base + n);
+  const int threads = 256;
+  const auto blocks = unsigned((n / 32 * 32 + threads - 1) / threads);
+  quantize_kernel<<<blocks, threads, 0, stream>>>(x, n, reinterpret_cast<int8_t*>(base), d, d + n / 32);
+  detail::check_launch("quantize");
+}
+
+bool matvec_quantized_supported(DType type) {
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K;
+}
+
+void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream) {
+  check_matrix(w);
+  if (x.size() != w.n_in) {
+    detail::fail_argument("matvec: expected " + std::to_string(w.n_in) + " quantized activations, found " +
+                          std::to_string(x.size()));
+  }
+  if (y == nullptr) detail::fail_argument("matvec: null output");
+  const auto* base = static_cast<const uint8_t*>(x.data());
+  const auto* d = reinterpret_cast<const float*>(base + x.size());
+  const XQ xq{reinterpret_cast<const int8_t*>(base), d, d + x.size() / 32};
+  const Matrix m = view(w);
+  const auto launch = [&](auto format) {
+    using Format = decltype(format);
+    const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
+    matvec_int8_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y);
+  };
+  switch (w.type) {
+    case DType::Q8_0: launch(Q8{}); break;
+    case DType::Q4_0: launch(Q4{}); break;
+    case DType::Q4_K: launch(Q4K{}); break;
+    case DType::Q6_K: launch(Q6K{}); break;
+    default:
+      detail::fail_unsupported("no 8-bit activation kernel for weights of type " + std::string(dtype_name(w.type)));
+  }
+  detail::check_launch("matvec (8-bit activations)");
+}
+
+}  // namespace slm::cuda
