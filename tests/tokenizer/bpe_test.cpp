@@ -170,9 +170,17 @@ TEST(Errors, ConstructorRejectsBadData) {
     return ErrorKind::internal;  // no error at all
   };
   TokenizerData data = make_data({"ab"}, {"a b"});
-  TokenizerData spm = data;
-  spm.model = "llama";
-  EXPECT_EQ(kind_of(spm), ErrorKind::unsupported);
+  TokenizerData wordpiece = data;
+  wordpiece.model = "bert";
+  EXPECT_EQ(kind_of(wordpiece), ErrorKind::unsupported);
+  TokenizerData spm_with_regex = data;  // SentencePiece models split by steps, not regexes
+  spm_with_regex.model = "llama";
+  spm_with_regex.pattern = "\\p{L}+";
+  EXPECT_EQ(kind_of(spm_with_regex), ErrorKind::unsupported);
+  TokenizerData unigram_without_scores = data;
+  unigram_without_scores.model = "t5";
+  unigram_without_scores.pattern.clear();
+  EXPECT_EQ(kind_of(unigram_without_scores), ErrorKind::invalid_argument);
   TokenizerData unknown_merge = data;
   unknown_merge.merges.push_back("a q\xC3\xBF\xC3\xBF");
   EXPECT_EQ(kind_of(unknown_merge), ErrorKind::format);

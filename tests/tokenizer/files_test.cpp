@@ -278,8 +278,12 @@ TEST(TokenizerGguf, UnsupportedOrMissingTokenizersAreErrors) {
 
   gguf::Writer spm;
   Tokenizer::write_gguf(small_data(), spm);
-  spm.set("tokenizer.ggml.model", gguf::Value::of_string("llama"));
-  EXPECT_EQ(error_of(spm, "gguf_spm"), ErrorKind::unsupported);
+  spm.set("tokenizer.ggml.model", gguf::Value::of_string("llama"));  // SentencePiece BPE needs scores
+  EXPECT_EQ(error_of(spm, "gguf_spm"), ErrorKind::not_found);
+  spm.set("tokenizer.ggml.scores", gguf::Value::of_f32s({1.0f, 2.0f}));
+  EXPECT_EQ(error_of(spm, "gguf_spm_scores"), ErrorKind::format);
+  spm.set("tokenizer.ggml.model", gguf::Value::of_string("bert"));
+  EXPECT_EQ(error_of(spm, "gguf_wordpiece"), ErrorKind::unsupported);
 
   TokenizerData unknown = small_data();
   unknown.pre = "qwen2";

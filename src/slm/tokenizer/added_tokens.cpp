@@ -49,13 +49,23 @@ int32_t char_before(std::string_view text, size_t end, size_t& start) {
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(const TokenizerData& data) {
+AddedTokenMatcher::AddedTokenMatcher(const TokenizerData& data) : AddedTokenMatcher(data, nullptr, nullptr) {}
+
+AddedTokenMatcher::AddedTokenMatcher(const TokenizerData& data, const std::function<bool(int32_t)>& include,
+                                     const std::function<std::string(int32_t)>& text_of) {
   root_.fill(-1);
   nodes_.emplace_back();
+  std::string transformed;
+  auto text_for = [&](size_t id) -> const std::string& {
+    if (!text_of) return data.tokens[id];
+    transformed = text_of(int32_t(id));
+    return transformed;
+  };
   for (size_t id = 0; id < data.tokens.size(); ++id) {
     const TokenType type = data.types[id];
     if (type != TokenType::control && type != TokenType::user_defined) continue;
-    const std::string& text = data.tokens[id];
+    if (include && !include(int32_t(id))) continue;
+    const std::string& text = text_for(id);
     if (text.empty()) continue;
     int32_t node = 0;
     for (size_t i = 0; i < text.size(); ++i) {
@@ -75,7 +85,8 @@ AddedTokenMatcher::AddedTokenMatcher(const TokenizerData& data) {
   }
   for (const auto& options : data.added_options) {
     if (options.id < 0 || size_t(options.id) >= data.tokens.size()) continue;
-    const std::string& text = data.tokens[options.id];
+    if (include && !include(options.id)) continue;
+    const std::string& text = text_for(size_t(options.id));
     int32_t node = 0;
     for (size_t i = 0; i < text.size() && node >= 0; ++i) node = child(node, static_cast<uint8_t>(text[i]));
     if (node > 0 && nodes_[node].token == options.id) nodes_[node].options = options;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,10 @@ class AddedTokenMatcher {
   AddedTokenMatcher() = default;
   // Takes every control and user-defined token of `data`; their options from data.added_options.
   explicit AddedTokenMatcher(const TokenizerData& data);
+  // Takes the control and user-defined tokens of `data` for which `include(id)` holds, matching
+  // the text `text_of(id)` instead of the token's own.
+  AddedTokenMatcher(const TokenizerData& data, const std::function<bool(int32_t)>& include,
+                    const std::function<std::string(int32_t)>& text_of);
 
   struct Part {
     std::string_view text;  // text between added tokens (when token < 0)

@@ -26,13 +26,21 @@ constexpr std::string_view kSmollm =
     "\\p{N}\n"
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-const std::array<PreTokenizerInfo, 6> kTable = {{
+// GPT-4o's o200k_base regex (tiktoken; Phi-4-mini's tokenizer.json Split): letter runs split at
+// case changes, contractions attached, numbers in groups of up to three, '/' kept after punctuation.
+constexpr std::string_view kGpt4o =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+    R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+const std::array<PreTokenizerInfo, 7> kTable = {{
     {"gpt-2", kGpt2, "", false, false, false},
     {"default", kGpt2, "", false, false, false},
     {"llama-bpe", kLlama3, "", true, false, true},
     {"qwen2", kQwen2, "NFC", false, false, false},
     {"deepseek-r1-qwen", kQwen2, "NFC", false, false, false},
     {"smollm", kSmollm, "", false, false, false},
+    {"gpt-4o", kGpt4o, "", false, false, false},
 }};
 
 // Unicode White_Space, the set Oniguruma's \s and Rust's char::is_whitespace use. PCRE2's \s under

@@ -6,7 +6,10 @@
 
 #include "slm/tokenizer/added_tokens.hpp"
 #include "slm/tokenizer/byte_level.hpp"
+#include "slm/tokenizer/decoder.hpp"
+#include "slm/tokenizer/normalizer.hpp"
 #include "slm/tokenizer/pretokenizer.hpp"
+#include "slm/tokenizer/sentencepiece.hpp"
 #include "slm/tokenizer/utf8.hpp"
 #include "slm/util/error.hpp"
 
@@ -46,6 +49,8 @@ struct Scratch {
   std::string prefixed;
   std::string normalized;
   std::string mapped;
+  std::vector<AddedTokenMatcher::Part> normalized_parts;
+  std::string split_scratch;
 };
 
 Scratch& scratch() {
@@ -65,18 +70,64 @@ struct Tokenizer::Impl {
   std::vector<std::string> bytes;  // what each token decodes to
   std::vector<uint8_t> eog;
   bool nfc = false;
+  // SentencePiece-style models ("llama", "t5").
+  bool sentencepiece = false;
+  Normalizer normalizer;
+  PieceSplitter splitter;
+  Decoder decoder;
+  std::unique_ptr<SentencePieceBpe> sp_bpe;
+  std::unique_ptr<Unigram> unigram;
+  AddedTokenMatcher added_normalized;  // added tokens matched in the normalized text
 
   explicit Impl(TokenizerData d) : data(std::move(d)), pre(resolve_pattern(data), data.add_prefix_space) {
+    sentencepiece = data.model != "gpt2";
     validate();
     build_vocab();
-    build_merges();
-    added = AddedTokenMatcher(data);
+    if (sentencepiece) {
+      build_sentencepiece();
+    } else {
+      build_merges();
+      added = AddedTokenMatcher(data);
+    }
     build_eog();
   }
 
+  static bool is_normalized(const TokenizerData& d, std::vector<uint8_t>& flags) {
+    flags.assign(d.tokens.size(), 0);
+    bool any = false;
+    for (const auto& o : d.added_options) {
+      if (o.normalized && o.id >= 0 && size_t(o.id) < d.tokens.size()) flags[o.id] = 1, any = true;
+    }
+    return any;
+  }
+
+  void build_sentencepiece() {
+    if (data.model == "llama") {
+      sp_bpe = std::make_unique<SentencePieceBpe>(data, ids);
+    } else {
+      unigram = std::make_unique<Unigram>(data, ids);
+    }
+    std::vector<uint8_t> flags;
+    if (is_normalized(data, flags)) {
+      added = AddedTokenMatcher(data, [&](int32_t id) { return flags[id] == 0; }, nullptr);
+      added_normalized = AddedTokenMatcher(data, [&](int32_t id) { return flags[id] != 0; },
+                                           [&](int32_t id) { return normalizer.apply(data.tokens[id]); });
+      // A normalized added token stands for its normalized text, also when decoding.
+      for (size_t id = 0; id < flags.size(); ++id) {
+        if (flags[id] != 0) bytes[id] = decoder.token_bytes(normalizer.apply(data.tokens[id]));
+      }
+    } else {
+      added = AddedTokenMatcher(data);
+    }
+  }
+
   static std::string resolve_pattern(const TokenizerData& d) {
+    if (d.model == "llama" || d.model == "t5") {
+      if (!d.pattern.empty()) fail(ErrorKind::unsupported, "a pre-tokenizer regex with tokenizer model '{}' is not supported", d.model);
+      return {};
+    }
     if (d.model != "gpt2") {
-      fail(ErrorKind::unsupported, "expected tokenizer model 'gpt2' (byte-level BPE), found '{}'", d.model);
+      fail(ErrorKind::unsupported, "expected tokenizer model 'gpt2' (byte-level BPE), 'llama' (SentencePiece BPE) or 't5' (Unigram), found '{}'", d.model);
     }
     if (!d.pattern.empty()) return d.pattern;
     const PreTokenizerInfo* info = find_pre_tokenizer(d.pre);
@@ -92,7 +143,11 @@ struct Tokenizer::Impl {
       fail(ErrorKind::invalid_argument, "expected {} token types (one per token), found {}", data.tokens.size(),
            data.types.size());
     }
-    if (data.normalizer == "NFC") {
+    if (sentencepiece) {
+      normalizer = Normalizer(data.normalizer);
+      splitter = PieceSplitter(data.pre_split);
+      decoder = Decoder(data.decoder);
+    } else if (data.normalizer == "NFC") {
       nfc = true;
     } else if (!data.normalizer.empty()) {
       fail(ErrorKind::unsupported, "expected normalizer '' or 'NFC', found '{}'", data.normalizer);
@@ -115,6 +170,10 @@ struct Tokenizer::Impl {
     for (size_t i = 0; i < data.tokens.size(); ++i) {
       const std::string& text = data.tokens[i];
       ids.emplace(text, int32_t(i));
+      if (sentencepiece) {
+        bytes[i] = decoder.token_bytes(text);
+        continue;
+      }
       // Byte-level text maps back to bytes; a token with any other character stands for its own
       // UTF-8 text (added tokens such as "<|im_start|>" map either way to the same bytes).
       if (!byte_level::decode_append(bytes[i], text)) bytes[i] = text;
@@ -223,6 +282,43 @@ struct Tokenizer::Impl {
     for (int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
   }
 
+  // Normalized text (between added tokens) through the split steps and the model.
+  void encode_normalized(std::string_view text, bool at_start, std::vector<int32_t>& out, Scratch& s) const {
+    if (splitter.empty()) {
+      s.pieces.assign(1, text);
+    } else {
+      splitter.split(text, at_start, s.pieces, s.split_scratch);
+    }
+    for (std::string_view piece : s.pieces) {
+      if (sp_bpe) {
+        sp_bpe->encode(piece, out);
+      } else {
+        unigram->encode(piece, out);
+      }
+    }
+  }
+
+  void encode_sentencepiece(std::string_view text, bool at_start, bool parse_special, std::vector<int32_t>& out,
+                            Scratch& s) const {
+    if (text.empty()) return;
+    const std::string_view normalized = normalizer.apply(text, s.normalized);
+    if (added_normalized.empty()) {
+      encode_normalized(normalized, at_start, out, s);
+      return;
+    }
+    // The normalized text is held in s.normalized (or is `text`), which the parts point into.
+    std::string owned(normalized);
+    std::vector<AddedTokenMatcher::Part> parts;
+    added_normalized.split(owned, parse_special, parts);
+    for (const auto& part : parts) {
+      if (part.token >= 0) {
+        out.push_back(part.token);
+      } else {
+        encode_normalized(part.text, at_start && part.text.data() == owned.data(), out, s);
+      }
+    }
+  }
+
   void encode_text(std::string_view text, std::vector<int32_t>& out, Scratch& s) const {
     if (nfc && !utf8::is_ascii(text)) {
       s.normalized = utf8::nfc(text);
@@ -244,7 +340,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   if (add_special && im.data.add_bos) out.push_back(im.data.bos_id);
-  if (im.added.empty()) {
+  if (im.sentencepiece) {
+    std::vector<AddedTokenMatcher::Part>& parts = s.parts;
+    im.added.split(text, parse_special, parts);
+    for (const auto& part : parts) {
+      if (part.token >= 0) {
+        out.push_back(part.token);
+      } else {
+        im.encode_sentencepiece(part.text, part.text.data() == text.data(), parse_special, out, s);
+      }
+    }
+  } else if (im.added.empty()) {
     im.encode_text(text, out, s);
   } else {
     std::vector<AddedTokenMatcher::Part>& parts = s.parts;
@@ -270,6 +376,11 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
     if (skip_special && impl_->data.types[id] == TokenType::control) continue;
     out.append(impl_->bytes[id]);
   }
+  // Decoders that strip the leading space the normalizer put before the text.
+  size_t strip = impl_->decoder.strip_leading();
+  size_t start = 0;
+  while (strip-- > 0 && start < out.size() && out[start] == ' ') ++start;
+  out.erase(0, start);
   return out;
 }
 

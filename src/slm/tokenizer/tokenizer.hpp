@@ -1,5 +1,5 @@
-// Tokenizers: byte-level BPE (GPT-2 / Llama 3 / Qwen style) today; SentencePiece and WordPiece
-// later. Loaded from GGUF metadata, from a tokenizer.json (with tokenizer_config.json beside it),
+// Tokenizers: byte-level BPE (GPT-2 / Llama 3 / Qwen / Phi-4-mini style), SentencePiece-style BPE
+// with byte fallback (Llama 2, Mistral, Gemma) and SentencePiece Unigram. Loaded from GGUF metadata, from a tokenizer.json (with tokenizer_config.json beside it),
 // or from a Hugging Face model folder.
 #pragma once
 
@@ -25,13 +25,21 @@ enum class TokenType : int32_t {
 // Everything a tokenizer is made from, whichever file it came from. This is also what
 // `slm convert` writes into GGUF metadata (tokenizer.ggml.*).
 struct TokenizerData {
-  std::string model = "gpt2";        // tokenizer.ggml.model: "gpt2" = byte-level BPE
+  // tokenizer.ggml.model: "gpt2" = byte-level BPE, "llama" = SentencePiece-style BPE (merges, or
+  // scores alone), "t5" = SentencePiece Unigram (scores).
+  std::string model = "gpt2";
   std::string pre = "default";       // tokenizer.ggml.pre: "llama-bpe", "qwen2", "gpt-2", "smollm", "deepseek-r1-qwen", ...
   // Pre-tokenizer regexes, one per line, applied in order: each splits every piece the previous
   // one produced, matches and the text between them both becoming pieces (Hugging Face's Split with
   // behavior Isolated). Empty: the table entry for `pre` (see pretokenizer.hpp).
   std::string pattern;
-  std::string normalizer;            // "" (none) or "NFC"; applied to the text between added tokens
+  // Applied to the text between added tokens. "gpt2": "" or "NFC"; "llama" and "t5": normalizer
+  // steps as normalizer.hpp describes them (e.g. "prepend\t▁\nreplace\t \t▁").
+  std::string normalizer;
+  std::string pre_split;             // "llama", "t5": split steps (normalizer.hpp), e.g. Metaspace
+  std::string decoder;               // "llama", "t5": decoder steps (decoder.hpp)
+  std::vector<double> scores;        // "llama" without merges, "t5": one per token; NaN: matched only as an added token
+  bool byte_fallback = false;        // "llama", "t5": a character with no token becomes <0xXX> tokens
   bool add_prefix_space = false;     // ByteLevel add_prefix_space: a space before text not starting with one
   bool ignore_merges = false;        // a pre-token that is itself a token is emitted whole (Llama 3)
   std::vector<std::string> tokens;   // token text as stored (byte-level BPE: the byte-to-unicode form)
@@ -53,6 +61,7 @@ struct TokenizerData {
     bool lstrip = false;       // absorbs the whitespace before it
     bool rstrip = false;       // absorbs the whitespace after it
     bool single_word = false;  // matches only where no word character touches it
+    bool normalized = false;   // "llama", "t5": matched in the normalized text (its own text normalized too)
   };
   std::vector<AddedTokenOptions> added_options;
 };

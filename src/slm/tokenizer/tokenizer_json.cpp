@@ -3,10 +3,13 @@
 // chat template).
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
 
+#include "slm/tokenizer/decoder.hpp"
+#include "slm/tokenizer/normalizer.hpp"
 #include "slm/tokenizer/pretokenizer.hpp"
 #include "slm/tokenizer/special_tokens.hpp"
 #include "slm/tokenizer/tokenizer.hpp"
@@ -163,6 +166,107 @@ void parse_post_processor(const json& j, const std::string& where, PostProcessor
   }
 }
 
+
+bool has_type(const json& j, std::string_view type) {
+  if (!j.is_object()) return false;
+  if (type_of(j) == type) return true;
+  for (const char* key : {"pretokenizers", "normalizers", "decoders", "processors"}) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_array()) continue;
+    for (const auto& item : *it) {
+      if (has_type(item, type)) return true;
+    }
+  }
+  return false;
+}
+
+std::string string_pattern(const json& j, const std::string& where, const std::string& what) {
+  const json& pattern = j.value("pattern", json());
+  if (pattern.is_object() && pattern.contains("String") && pattern["String"].is_string()) return pattern["String"].get<std::string>();
+  fail(ErrorKind::unsupported, "{}: {} with a pattern other than a String ({}) is not supported", where, what, pattern.dump());
+}
+
+void add_line(std::string& spec, const std::string& line) {
+  if (!spec.empty()) spec.push_back('\n');
+  spec += line;
+}
+
+void parse_sp_normalizer(const json& j, const std::string& where, std::string& spec) {
+  if (j.is_null()) return;
+  const std::string type = type_of(j);
+  if (type == "Sequence") {
+    for (const auto& item : j.value("normalizers", json::array())) parse_sp_normalizer(item, where, spec);
+  } else if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
+    add_line(spec, type);
+  } else if (type == "Lowercase") {
+    add_line(spec, "lowercase");
+  } else if (type == "Prepend") {
+    add_line(spec, spec_line({"prepend", j.value("prepend", std::string())}));
+  } else if (type == "Replace") {
+    add_line(spec, spec_line({"replace", string_pattern(j, where, "a Replace normalizer"), j.value("content", std::string())}));
+  } else {
+    fail(ErrorKind::unsupported, "{}: normalizer '{}' is not supported for SentencePiece-style models", where,
+         type.empty() ? j.dump() : type);
+  }
+}
+
+std::string metaspace_scheme(const json& j) {
+  if (auto it = j.find("prepend_scheme"); it != j.end() && it->is_string()) return it->get<std::string>();
+  return bool_or(j, "add_prefix_space", true) ? "always" : "never";  // older files
+}
+
+void parse_sp_pre_tokenizer(const json& j, const std::string& where, std::string& spec) {
+  if (j.is_null()) return;
+  const std::string type = type_of(j);
+  if (type == "Sequence") {
+    for (const auto& item : j.value("pretokenizers", json::array())) parse_sp_pre_tokenizer(item, where, spec);
+  } else if (type == "Metaspace") {
+    add_line(spec, spec_line({"metaspace", j.value("replacement", std::string("\xE2\x96\x81")), metaspace_scheme(j),
+                              bool_or(j, "split", true) ? "split" : "whole"}));
+  } else if (type == "Split") {
+    if (bool_or(j, "invert", false)) fail(ErrorKind::unsupported, "{}: Split with invert is not supported", where);
+    const std::string text = string_pattern(j, where, "a Split pre-tokenizer of a SentencePiece-style model");
+    const std::string behavior = j.value("behavior", std::string("Isolated"));
+    const char* step = behavior == "MergedWithPrevious" ? "after" : behavior == "MergedWithNext" ? "before"
+                       : behavior == "Isolated" ? "isolate" : nullptr;
+    if (step == nullptr) fail(ErrorKind::unsupported, "{}: Split behavior '{}' is not supported", where, behavior);
+    add_line(spec, spec_line({step, text}));
+  } else {
+    fail(ErrorKind::unsupported, "{}: pre_tokenizer type '{}' is not supported for SentencePiece-style models", where, type);
+  }
+}
+
+void parse_sp_decoder(const json& j, const std::string& where, std::string& spec) {
+  if (j.is_null()) return;
+  const std::string type = type_of(j);
+  if (type == "Sequence") {
+    for (const auto& item : j.value("decoders", json::array())) parse_sp_decoder(item, where, spec);
+  } else if (type == "Replace") {
+    add_line(spec, spec_line({"replace", string_pattern(j, where, "a Replace decoder"), j.value("content", std::string())}));
+  } else if (type == "ByteFallback") {
+    add_line(spec, "byte_fallback");
+  } else if (type == "Fuse") {
+    add_line(spec, "fuse");
+  } else if (type == "Strip") {
+    add_line(spec, spec_line({"strip", j.value("content", std::string(" ")), std::to_string(j.value("start", 0)),
+                              std::to_string(j.value("stop", 0))}));
+  } else if (type == "Metaspace") {
+    add_line(spec, spec_line({"metaspace", j.value("replacement", std::string("\xE2\x96\x81")), metaspace_scheme(j)}));
+  } else {
+    fail(ErrorKind::unsupported, "{}: decoder type '{}' is not supported for SentencePiece-style models", where, type);
+  }
+}
+
+void parse_sentencepiece_pipeline(const json& root, const std::string& where, TokenizerData& data) {
+  parse_sp_normalizer(root.value("normalizer", json()), where, data.normalizer);
+  parse_sp_pre_tokenizer(root.value("pre_tokenizer", json()), where, data.pre_split);
+  parse_sp_decoder(root.value("decoder", json()), where, data.decoder);
+  // Validate now, so a bad file fails when it is read.
+  Normalizer check_normalizer(data.normalizer);
+  PieceSplitter check_split(data.pre_split);
+  Decoder check_decoder(data.decoder);
+}
+
 }  // namespace
 
 TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
@@ -176,9 +280,14 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
   const json& model = *model_it;
   std::string model_type = type_of(model);
   if (model_type.empty() && model.contains("merges")) model_type = "BPE";
-  if (model_type != "BPE") {
-    fail(ErrorKind::unsupported, "{}: model type '{}' is not supported (only byte-level BPE)", path, model_type);
+  if (model_type.empty() && model.contains("vocab") && model["vocab"].is_array()) model_type = "Unigram";
+  if (model_type != "BPE" && model_type != "Unigram") {
+    fail(ErrorKind::unsupported, "{}: model type '{}' is not supported (BPE and Unigram are)", path, model_type);
   }
+  const bool unigram = model_type == "Unigram";
+  // BPE is byte-level when a ByteLevel pre-tokenizer maps bytes to characters; otherwise it is
+  // SentencePiece-style BPE over characters, with byte fallback.
+  const bool sentencepiece = unigram || !has_type(root.value("pre_tokenizer", json()), "ByteLevel");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     auto it = model.find(key);
     if (it != model.end() && it->is_string() && !it->get<std::string>().empty()) {
@@ -188,27 +297,48 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
   data.ignore_merges = bool_or(model, "ignore_merges", false);
 
   // Pre-tokenizer and normalizer.
-  PreTokenizerSpec pre;
-  parse_pre_tokenizer(root.value("pre_tokenizer", json()), path, pre);
-  if (!pre.byte_level) {
-    fail(ErrorKind::unsupported, "{}: expected a ByteLevel pre_tokenizer (byte-level BPE); other BPE kinds are not supported yet", path);
+  if (sentencepiece) {
+    data.model = unigram ? "t5" : "llama";
+    data.pre = "default";
+    data.byte_fallback = bool_or(model, "byte_fallback", false);
+    parse_sentencepiece_pipeline(root, path, data);
+  } else {
+    PreTokenizerSpec pre;
+    parse_pre_tokenizer(root.value("pre_tokenizer", json()), path, pre);
+    if (!pre.byte_level) {
+      fail(ErrorKind::unsupported, "{}: expected a ByteLevel pre_tokenizer (byte-level BPE); other BPE kinds are not supported yet", path);
+    }
+    for (size_t i = 0; i < pre.lines.size(); ++i) {
+      if (i > 0) data.pattern.push_back('\n');
+      data.pattern += pre.lines[i];
+    }
+    if (data.pattern.empty()) data.pattern = "(?s:.+)";  // no split at all
+    data.add_prefix_space = pre.add_prefix_space;
+    data.normalizer = parse_normalizer(root.value("normalizer", json()), path);
+    const PreTokenizerInfo* known = find_pre_tokenizer_by_pattern(data.pattern);
+    data.pre = known != nullptr ? std::string(known->name) : std::string("default");
   }
-  for (size_t i = 0; i < pre.lines.size(); ++i) {
-    if (i > 0) data.pattern.push_back('\n');
-    data.pattern += pre.lines[i];
-  }
-  if (data.pattern.empty()) data.pattern = "(?s:.+)";  // no split at all
-  data.add_prefix_space = pre.add_prefix_space;
-  data.normalizer = parse_normalizer(root.value("normalizer", json()), path);
-  const PreTokenizerInfo* known = find_pre_tokenizer_by_pattern(data.pattern);
-  data.pre = known != nullptr ? std::string(known->name) : std::string("default");
 
   // Vocabulary.
   auto vocab_it = model.find("vocab");
-  if (vocab_it == model.end() || !vocab_it->is_object()) fail(ErrorKind::format, "{}: expected a 'model.vocab' object", path);
   std::vector<std::pair<int64_t, std::string>> entries;
+  std::vector<double> unigram_scores;
   int64_t max_id = -1;
-  for (auto it = vocab_it->begin(); it != vocab_it->end(); ++it) {
+  if (unigram) {  // [[piece, score], ...], ids in order
+    if (vocab_it == model.end() || !vocab_it->is_array()) fail(ErrorKind::format, "{}: expected a 'model.vocab' array", path);
+    if (vocab_it->size() >= (size_t(1) << 24)) fail(ErrorKind::format, "{}: {} tokens is too many", path, vocab_it->size());
+    for (const auto& item : *vocab_it) {
+      if (!item.is_array() || item.size() != 2 || !item[0].is_string() || !item[1].is_number()) {
+        fail(ErrorKind::format, "{}: expected Unigram vocab entries [piece, score], found {}", path, item.dump());
+      }
+      entries.emplace_back(int64_t(entries.size()), item[0].get<std::string>());
+      unigram_scores.push_back(item[1].get<double>());
+    }
+    max_id = int64_t(entries.size()) - 1;
+  } else if (vocab_it == model.end() || !vocab_it->is_object()) {
+    fail(ErrorKind::format, "{}: expected a 'model.vocab' object", path);
+  }
+  for (auto it = vocab_it->begin(); !unigram && it != vocab_it->end(); ++it) {
     if (!it.value().is_number_integer()) fail(ErrorKind::format, "{}: expected an integer id for token '{}'", path, it.key());
     const int64_t id = it.value().get<int64_t>();
     if (id < 0 || id >= (int64_t(1) << 24)) fail(ErrorKind::format, "{}: token '{}' has id {} outside 0..2^24", path, it.key(), id);
@@ -229,7 +359,8 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
     }
     Added a{item["id"].get<int64_t>(), item["content"].get<std::string>(), bool_or(item, "special", false), {}};
     if (a.id < 0 || a.id >= (int64_t(1) << 24)) fail(ErrorKind::format, "{}: added token '{}' has id {} outside 0..2^24", path, a.content, a.id);
-    a.options = {int32_t(a.id), bool_or(item, "lstrip", false), bool_or(item, "rstrip", false), bool_or(item, "single_word", false)};
+    a.options = {int32_t(a.id), bool_or(item, "lstrip", false), bool_or(item, "rstrip", false), bool_or(item, "single_word", false),
+                 sentencepiece && bool_or(item, "normalized", !a.special)};
     max_id = std::max(max_id, a.id);
     added.push_back(std::move(a));
   }
@@ -248,7 +379,16 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
     data.types[a.id] = a.special ? TokenType::control : TokenType::user_defined;
     filled[a.id] = 1;
     const auto& o = a.options;
-    if (o.lstrip || o.rstrip || o.single_word) data.added_options.push_back(o);
+    if (o.lstrip || o.rstrip || o.single_word || o.normalized) data.added_options.push_back(o);
+  }
+  if (sentencepiece) {
+    for (size_t id = 0; id < n; ++id) {  // byte tokens, typed as llama.cpp's converter types them
+      if (data.types[id] == TokenType::normal && byte_token_value(data.tokens[id]) >= 0) data.types[id] = TokenType::byte;
+    }
+  }
+  if (unigram) {
+    data.scores.assign(n, std::numeric_limits<double>::quiet_NaN());
+    std::copy(unigram_scores.begin(), unigram_scores.end(), data.scores.begin());
   }
   for (size_t id = 0; id < n; ++id) {
     if (!filled[id]) data.tokens[id] = "[PAD" + std::to_string(id) + "]";
@@ -256,9 +396,14 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
 
   // Merges: "left right" strings or [left, right] pairs.
   auto merges_it = model.find("merges");
-  if (merges_it == model.end() || !merges_it->is_array()) fail(ErrorKind::format, "{}: expected a 'model.merges' array", path);
-  data.merges.reserve(merges_it->size());
-  for (const auto& m : *merges_it) {
+  if (unigram) {
+    merges_it = model.end();
+  } else if (merges_it == model.end() || !merges_it->is_array()) {
+    fail(ErrorKind::format, "{}: expected a 'model.merges' array", path);
+  } else {
+    data.merges.reserve(merges_it->size());
+  }
+  for (const auto& m : unigram ? json::array() : *merges_it) {
     if (m.is_string()) {
       data.merges.push_back(m.get<std::string>());
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
@@ -291,6 +436,11 @@ TokenizerData Tokenizer::data_from_tokenizer_json(const std::string& path) {
     data.add_eos = true;
   }
   if (auto unk = model.find("unk_token"); unk != model.end() && unk->is_string()) data.unk_id = id_of(unk->get<std::string>());
+  if (auto unk = model.find("unk_id"); unigram && unk != model.end() && unk->is_number_integer()) {
+    const int64_t id = unk->get<int64_t>();
+    if (id < 0 || id >= int64_t(n)) fail(ErrorKind::format, "{}: unk_id {} is outside the vocabulary of {} tokens", path, id, n);
+    data.unk_id = int32_t(id);
+  }
 
   const fs::path folder = fs::path(path).parent_path();
   const fs::path config_path = folder / "tokenizer_config.json";

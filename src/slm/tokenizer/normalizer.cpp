@@ -1,0 +1,277 @@
+#include "slm/tokenizer/normalizer.hpp"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "slm/tokenizer/utf8.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm {
+
+std::vector<std::vector<std::string>> parse_spec_lines(std::string_view spec) {
+  std::vector<std::vector<std::string>> lines;
+  size_t begin = 0;
+  while (begin < spec.size()) {
+    size_t end = spec.find('\n', begin);
+    if (end == std::string_view::npos) end = spec.size();
+    const std::string_view line = spec.substr(begin, end - begin);
+    if (!line.empty()) {
+      std::vector<std::string> fields;
+      size_t f = 0;
+      while (true) {
+        const size_t tab = line.find('\t', f);
+        fields.emplace_back(line.substr(f, tab == std::string_view::npos ? std::string_view::npos : tab - f));
+        if (tab == std::string_view::npos) break;
+        f = tab + 1;
+      }
+      lines.push_back(std::move(fields));
+    }
+    begin = end + 1;
+  }
+  return lines;
+}
+
+std::string spec_line(std::initializer_list<std::string_view> fields) {
+  std::string out;
+  for (std::string_view f : fields) {
+    if (f.find('\t') != std::string_view::npos || f.find('\n') != std::string_view::npos) {
+      fail(ErrorKind::unsupported, "a tokenizer step argument with a tab or a newline is not supported ('{}')", f);
+    }
+    if (!out.empty()) out.push_back('\t');
+    out.append(f);
+  }
+  return out;
+}
+
+namespace {
+
+void expect_fields(const std::vector<std::string>& fields, size_t n) {
+  if (fields.size() != n) {
+    fail(ErrorKind::format, "expected {} fields in the tokenizer step '{}', found {}", n, fields[0], fields.size());
+  }
+}
+
+// Appends `run` (valid UTF-8) mapped by utf8proc with `options`.
+void map_valid(std::string& out, std::string_view run, utf8proc_option_t options) {
+  if (run.empty()) return;
+  utf8proc_uint8_t* result = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(run.data()),
+                                          utf8proc_ssize_t(run.size()), &result, options);
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(result, &std::free);
+  if (n < 0) fail(ErrorKind::internal, "Unicode normalization failed: {}", utf8proc_errmsg(n));
+  out.append(reinterpret_cast<const char*>(result), size_t(n));
+}
+
+// Normalizes the valid runs of `text`; invalid bytes pass through.
+std::string normalize_form(std::string_view text, utf8proc_option_t options) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  size_t run = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    const utf8::Seq seq = utf8::classify(text.substr(i));
+    if (seq.kind == utf8::SeqKind::valid) {
+      i += seq.length;
+      continue;
+    }
+    map_valid(out, text.substr(run, i - run), options);
+    out.append(text.substr(i, seq.length));
+    i += seq.length;
+    run = i;
+  }
+  map_valid(out, text.substr(run), options);
+  return out;
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t length = 0;
+    const int32_t cp = utf8::decode(text.substr(i), length);
+    if (cp < 0) {
+      out.push_back(text[i]);
+      i += 1;
+      continue;
+    }
+    i += length;
+    if (cp == 0x130) {  // İ lowercases to i + combining dot above (full mapping)
+      out.append("i\xCC\x87");
+      continue;
+    }
+    utf8::append(out, uint32_t(utf8proc_tolower(cp)));
+  }
+  return out;
+}
+
+std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (true) {
+    const size_t hit = text.find(from, i);
+    if (hit == std::string_view::npos) break;
+    out.append(text.substr(i, hit - i)).append(to);
+    i = hit + from.size();
+  }
+  out.append(text.substr(i));
+  return out;
+}
+
+}  // namespace
+
+Normalizer::Normalizer(std::string_view spec) {
+  for (auto& fields : parse_spec_lines(spec)) {
+    const std::string& name = fields[0];
+    if (name == "NFC" || name == "NFKC" || name == "NFD" || name == "NFKD" || name == "lowercase") {
+      expect_fields(fields, 1);
+      const Kind kind = name == "NFC" ? Kind::nfc : name == "NFKC" ? Kind::nfkc : name == "NFD" ? Kind::nfd
+                        : name == "NFKD" ? Kind::nfkd : Kind::lowercase;
+      steps_.push_back({kind, {}, {}});
+    } else if (name == "prepend") {
+      expect_fields(fields, 2);
+      steps_.push_back({Kind::prepend, fields[1], {}});
+    } else if (name == "replace") {
+      expect_fields(fields, 3);
+      if (fields[1].empty()) fail(ErrorKind::format, "expected a non-empty pattern in the normalizer step 'replace'");
+      steps_.push_back({Kind::replace, fields[1], fields[2]});
+    } else {
+      fail(ErrorKind::unsupported, "normalizer step '{}' is not supported (NFC, NFKC, NFD, NFKD, lowercase, prepend, replace)", name);
+    }
+  }
+}
+
+bool Normalizer::prepends(std::string_view text) const {
+  for (const Step& s : steps_) {
+    if (s.kind == Kind::prepend && s.a == text) return true;
+  }
+  return false;
+}
+
+std::string_view Normalizer::apply(std::string_view text, std::string& buffer) const {
+  if (steps_.empty()) return text;
+  buffer = apply(text);
+  return buffer;
+}
+
+std::string Normalizer::apply(std::string_view text) const {
+  std::string s(text);
+  for (const Step& step : steps_) {
+    switch (step.kind) {
+      case Kind::nfc:
+        if (!utf8::is_ascii(s)) s = normalize_form(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+        break;
+      case Kind::nfkc:
+        if (!utf8::is_ascii(s)) s = normalize_form(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+        break;
+      case Kind::nfd:
+        if (!utf8::is_ascii(s)) s = normalize_form(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
+        break;
+      case Kind::nfkd:
+        if (!utf8::is_ascii(s)) s = normalize_form(s, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+        break;
+      case Kind::lowercase:
+        s = lowercase(s);
+        break;
+      case Kind::prepend:
+        if (!s.empty()) s.insert(0, step.a);
+        break;
+      case Kind::replace:
+        if (s.find(step.a) != std::string::npos) s = replace_all(s, step.a, step.b);
+        break;
+    }
+  }
+  return s;
+}
+
+PieceSplitter::PieceSplitter(std::string_view spec) {
+  for (auto& fields : parse_spec_lines(spec)) {
+    const std::string& name = fields[0];
+    Step step;
+    if (name == "metaspace") {
+      expect_fields(fields, 4);
+      if (!steps_.empty()) fail(ErrorKind::unsupported, "a metaspace split step after another split step is not supported");
+      step.kind = Kind::metaspace;
+      step.text = fields[1];
+      const std::string& scheme = fields[2];
+      if (scheme == "never") {
+        step.scheme = 0;
+      } else if (scheme == "first") {
+        step.scheme = 1;
+      } else if (scheme == "always") {
+        step.scheme = 2;
+      } else {
+        fail(ErrorKind::unsupported, "metaspace prepend scheme '{}' is not supported (always, first, never)", scheme);
+      }
+      if (fields[3] != "split" && fields[3] != "whole") fail(ErrorKind::format, "expected 'split' or 'whole' in the metaspace step, found '{}'", fields[3]);
+      step.split = fields[3] == "split";
+    } else if (name == "after" || name == "before" || name == "isolate") {
+      expect_fields(fields, 2);
+      step.kind = name == "after" ? Kind::after : name == "before" ? Kind::before : Kind::isolate;
+      step.text = fields[1];
+    } else {
+      fail(ErrorKind::unsupported, "split step '{}' is not supported (metaspace, after, before, isolate)", name);
+    }
+    if (step.text.empty()) fail(ErrorKind::format, "expected a non-empty text in the split step '{}'", name);
+    steps_.push_back(std::move(step));
+  }
+}
+
+namespace {
+
+// Splits each piece at every occurrence of `delim`, keeping the delimiter with the piece before it
+// (after), after it (before), or alone (isolate).
+void split_literal(const std::vector<std::string_view>& in, std::string_view delim, int mode,
+                   std::vector<std::string_view>& out) {
+  out.clear();
+  for (std::string_view piece : in) {
+    size_t start = 0;
+    size_t pos = 0;
+    while ((pos = piece.find(delim, pos)) != std::string_view::npos) {
+      const size_t end = pos + delim.size();
+      if (mode == 0) {  // after: the piece ends with the delimiter
+        out.push_back(piece.substr(start, end - start));
+        start = end;
+      } else if (mode == 1) {  // before: a new piece starts at the delimiter
+        if (pos > start) out.push_back(piece.substr(start, pos - start));
+        start = pos;
+      } else {
+        if (pos > start) out.push_back(piece.substr(start, pos - start));
+        out.push_back(piece.substr(pos, delim.size()));
+        start = end;
+      }
+      pos = end;
+    }
+    if (start < piece.size()) out.push_back(piece.substr(start));
+  }
+}
+
+}  // namespace
+
+void PieceSplitter::split(std::string_view text, bool at_start, std::vector<std::string_view>& pieces,
+                          std::string& scratch) const {
+  pieces.clear();
+  if (text.empty()) return;
+  thread_local std::vector<std::string_view> next;
+  pieces.push_back(text);
+  for (const Step& step : steps_) {
+    if (step.kind == Kind::metaspace) {
+      scratch = replace_all(text, " ", step.text);
+      const bool prepend = step.scheme == 2 || (step.scheme == 1 && at_start);
+      if (prepend && scratch.compare(0, step.text.size(), step.text) != 0) scratch.insert(0, step.text);
+      pieces.assign(1, std::string_view(scratch));
+      if (step.split) {
+        split_literal(pieces, step.text, 1, next);
+        pieces.swap(next);
+      }
+      continue;
+    }
+    split_literal(pieces, step.text, step.kind == Kind::after ? 0 : step.kind == Kind::before ? 1 : 2, next);
+    pieces.swap(next);
+  }
+}
+
+}  // namespace slm
