@@ -1,0 +1,75 @@
+// A prototype decode step for the Llama family on the GPU (Llama 3.x, SmolLM2, Qwen2/2.5 with q/k/v
+// biases, Mistral with a sliding window): every layer's weights and a KV cache on the device, one token
+// per step, logits and the greedy token computed there. The engine can adopt it as its CUDA path; it
+// knows nothing of model files (the caller hands it host pointers to the weights).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "slm/backend/cuda/cuda.hpp"
+#include "slm/format/dtype.hpp"
+
+namespace slm::cuda {
+
+// A weight matrix in host memory, GGUF layout: rows = outputs, cols = inputs.
+struct HostMatrix {
+  DType type = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+};
+
+struct DecoderLayerWeights {
+  const float* attn_norm = nullptr;  // [dim]
+  HostMatrix wq, wk, wv, wo;
+  const float* bq = nullptr;  // optional biases [q_dim], [kv_dim], [kv_dim]
+  const float* bk = nullptr;
+  const float* bv = nullptr;
+  const float* ffn_norm = nullptr;  // [dim]
+  HostMatrix w_gate, w_up, w_down;
+};
+
+struct DecoderWeights {
+  HostMatrix token_embd;  // [vocab][dim]
+  std::vector<DecoderLayerWeights> layers;
+  const float* output_norm = nullptr;  // [dim]
+  HostMatrix output;                   // [vocab][dim]
+};
+
+struct DecoderConfig {
+  int64_t dim = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t ffn_dim = 0;
+  int64_t vocab_size = 0;
+  int64_t max_positions = 0;  // KV cache rows
+  int64_t sliding_window = 0;
+  float norm_eps = 1e-5f;
+  std::vector<float> inv_freq;  // rope_dim / 2 inverse frequencies, scaling applied
+  bool rope_interleaved = false;
+  DType kv_type = DType::F32;        // F32 or F16
+  bool int8_activations = true;      // block-quantized matrices use the 8-bit activation kernels
+};
+
+class LlamaDecoder {
+ public:
+  // Uploads the weights; Error(invalid_argument) when shapes disagree with the config.
+  LlamaDecoder(const DecoderConfig& config, const DecoderWeights& weights);
+  ~LlamaDecoder();
+  LlamaDecoder(const LlamaDecoder&) = delete;
+  LlamaDecoder& operator=(const LlamaDecoder&) = delete;
+
+  // Runs `token` at `position` (0-based; the cache must hold positions [0, position)) and returns the
+  // greedy next token; copies the vocab_size logits into `logits` when it is not null.
+  int32_t step(int32_t token, int32_t position, float* logits = nullptr);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace slm::cuda

@@ -1,0 +1,152 @@
+// The prototype GPU decode step against the reference logits of a random-weight Llama 3 fixture
+// (logits.npy: transformers' float32 logits for every position of tokens.json), one token at a time.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cuda_test_util.hpp"
+#include "slm/backend/cuda/decoder.hpp"
+#include "slm/model/model.hpp"
+#include "slm/util/error.hpp"
+#include "slm/util/npy.hpp"
+
+namespace slm::cuda {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path test_data() {
+  const char* env = std::getenv("SLM_TEST_DATA");
+  return fs::path(env != nullptr && *env != '\0' ? env : SLM_TEST_DATA);
+}
+
+HostMatrix host(const Matrix& m) { return {m.type, m.rows, m.cols, m.data}; }
+
+const float* optional(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+void check_fixture(const std::string& name, DType kv_type, double bound) {
+  const fs::path dir = test_data() / "models" / name;
+  const auto model = Model::load(dir.string(), LoadOptions{false});
+  const ModelConfig& mc = model->config();
+  ASSERT_FALSE(mc.qk_norm || mc.post_norms || mc.embedding_scale != 0.0f || mc.attention_scale != 0.0f)
+      << "not a plain Llama-family fixture";
+  DecoderConfig config;
+  config.dim = mc.dim;
+  config.n_layers = mc.n_layers;
+  config.n_heads = mc.n_heads;
+  config.n_kv_heads = mc.n_kv_heads;
+  config.head_dim = mc.head_dim;
+  config.ffn_dim = mc.ffn_dim;
+  config.vocab_size = mc.vocab_size;
+  config.max_positions = 300;  // more than one attention split of 256 keys
+  config.sliding_window = mc.sliding_window;
+  config.norm_eps = mc.norm_eps;
+  config.inv_freq = mc.rope_inv_freq();
+  config.rope_interleaved = mc.rope_style == RopeStyle::interleaved;
+  config.kv_type = kv_type;
+  const Weights& w = model->weights();
+  DecoderWeights weights;
+  weights.token_embd = host(w.token_embd);
+  weights.output = host(w.output);
+  weights.output_norm = w.output_norm.data();
+  for (const LayerWeights& l : w.layers) {
+    DecoderLayerWeights d;
+    d.attn_norm = l.attn_norm.data();
+    d.ffn_norm = l.ffn_norm.data();
+    d.wq = host(l.wq);
+    d.wk = host(l.wk);
+    d.wv = host(l.wv);
+    d.wo = host(l.wo);
+    d.bq = optional(l.bq);
+    d.bk = optional(l.bk);
+    d.bv = optional(l.bv);
+    d.w_gate = host(l.w_gate);
+    d.w_up = host(l.w_up);
+    d.w_down = host(l.w_down);
+    weights.layers.push_back(d);
+  }
+  LlamaDecoder decoder(config, weights);
+
+  std::ifstream tokens_file(dir / "tokens.json");
+  const auto tokens = nlohmann::json::parse(tokens_file).at("tokens").get<std::vector<int32_t>>();
+  const NpyArray reference = npy_read((dir / "logits.npy").string());
+  ASSERT_EQ(reference.shape.size(), 2u);
+  ASSERT_EQ(reference.shape[0], tokens.size());
+  ASSERT_EQ(int64_t(reference.shape[1]), mc.vocab_size);
+  std::vector<float> logits(size_t(mc.vocab_size));
+  double worst = 0.0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    std::fill(logits.begin(), logits.end(), NAN);
+    const int32_t next = decoder.step(tokens[t], int32_t(t), logits.data());
+    const float* ref = reference.f32.data() + t * size_t(mc.vocab_size);
+    std::vector<double> ref_d(ref, ref + mc.vocab_size);
+    const double error = test::relative_l2(logits, ref_d);
+    ASSERT_TRUE(std::isfinite(error)) << "position " << t;
+    EXPECT_LT(error, bound) << "position " << t;
+    worst = std::max(worst, error);
+    EXPECT_EQ(next, int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin())) << "position " << t;
+  }
+  ::testing::Test::RecordProperty("worst_relative_l2", std::to_string(worst));
+  std::printf("%s (%s cache): worst relative L2 error of the logits over %zu positions: %.3g\n", name.c_str(),
+              std::string(dtype_name(kv_type)).c_str(), tokens.size(), worst);
+}
+
+TEST(CudaDecoder, Llama3LogitsMatchReferenceF32Cache) {
+  SLM_REQUIRE_CUDA();
+  check_fixture("llama3", DType::F32, 1e-4);
+}
+
+TEST(CudaDecoder, Llama3LogitsMatchReferenceF16Cache) {
+  SLM_REQUIRE_CUDA();
+  check_fixture("llama3", DType::F16, 5e-3);
+}
+
+TEST(CudaDecoder, Qwen2LogitsMatchReference) {
+  SLM_REQUIRE_CUDA();
+  check_fixture("qwen2", DType::F32, 1e-4);
+}
+
+TEST(CudaDecoder, RejectsMismatchedShapes) {
+  SLM_REQUIRE_CUDA();
+  DecoderConfig config;
+  config.dim = 64;
+  config.n_layers = 1;
+  config.n_heads = 4;
+  config.n_kv_heads = 2;
+  config.head_dim = 16;
+  config.ffn_dim = 96;
+  config.vocab_size = 32;
+  config.max_positions = 8;
+  config.inv_freq.assign(8, 1.0f);
+  std::vector<float> data(size_t(96 * 64), 0.5f);
+  DecoderWeights weights;
+  weights.token_embd = {DType::F32, 32, 64, data.data()};
+  weights.output = {DType::F32, 32, 64, data.data()};
+  weights.output_norm = data.data();
+  EXPECT_THROW(LlamaDecoder(config, weights), Error);  // no layers
+  DecoderLayerWeights layer;
+  layer.attn_norm = layer.ffn_norm = data.data();
+  layer.wq = {DType::F32, 64, 64, data.data()};
+  layer.wk = layer.wv = {DType::F32, 32, 64, data.data()};
+  layer.wo = {DType::F32, 64, 64, data.data()};
+  layer.w_gate = layer.w_up = {DType::F32, 96, 64, data.data()};
+  layer.w_down = {DType::F32, 64, 64, data.data()};  // expected 64 x 96
+  weights.layers.push_back(layer);
+  EXPECT_THROW(LlamaDecoder(config, weights), Error);
+  weights.layers[0].w_down = {DType::F32, 64, 96, data.data()};
+  LlamaDecoder decoder(config, weights);
+  EXPECT_THROW(decoder.step(0, 8, nullptr), Error);  // past the cache
+  EXPECT_THROW(decoder.step(32, 0, nullptr), Error);  // not a token
+  EXPECT_GE(decoder.step(1, 0, nullptr), 0);
+}
+
+}  // namespace
+}  // namespace slm::cuda
