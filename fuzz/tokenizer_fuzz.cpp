@@ -1,5 +1,6 @@
 // libFuzzer target: encoding arbitrary bytes never fails, decoding gives the bytes back, and the
-// stream decoder always emits valid UTF-8.
+// stream decoder always emits valid UTF-8; for byte-level BPE, SentencePiece-style BPE (by scores,
+// with byte fallback) and Unigram.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,6 +38,32 @@ slm::TokenizerData make_data(const char* pre, const char* normalizer) {
   return data;
 }
 
+// ▁, a few pieces with scores, every byte token; Llama 2's normalizer and decoder.
+slm::TokenizerData make_sentencepiece(const char* model) {
+  const std::string sp = "\xE2\x96\x81";
+  slm::TokenizerData data;
+  data.model = model;
+  data.tokens = {"<unk>", "<s>", "</s>", sp, "a", "b", "ab", sp + "a", sp + "ab", "\xC3\xA9", "<|im_end|>"};
+  data.types.assign(data.tokens.size(), slm::TokenType::normal);
+  data.types[0] = slm::TokenType::unknown;
+  data.types[1] = data.types[2] = data.types[10] = slm::TokenType::control;
+  data.scores = {0, 0, 0, -1, -2, -2, -1, -3, -2, -4, 0};
+  static const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    data.tokens.push_back(std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">");
+    data.types.push_back(slm::TokenType::byte);
+    data.scores.push_back(-10);
+  }
+  data.unk_id = 0;
+  data.bos_id = 1;
+  data.eos_id = 2;
+  data.add_bos = true;
+  data.byte_fallback = true;
+  data.normalizer = "prepend\t" + sp + "\nreplace\t \t" + sp;
+  data.decoder = "replace\t" + sp + "\t \nbyte_fallback\nfuse\nstrip\t \t1\t0";
+  return data;
+}
+
 void check(bool ok) {
   if (!ok) __builtin_trap();
 }
@@ -55,6 +82,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   }
   const auto with_eos = plain.encode(text, true, true);
   check(!with_eos.empty() && with_eos.back() == plain.data().eos_id);
+
+  // SentencePiece-style: lossless except that ▁ in the text decodes as a space.
+  static const slm::Tokenizer spm(make_sentencepiece("llama"));
+  static const slm::Tokenizer unigram(make_sentencepiece("t5"));
+  std::string spaced(text);
+  for (size_t at = 0; (at = spaced.find("\xE2\x96\x81", at)) != std::string::npos;) spaced.replace(at, 3, " ");
+  for (const slm::Tokenizer* tok : {&spm, &unigram}) {
+    const auto sp_ids = tok->encode(text, false, false);
+    check(tok->decode(sp_ids) == spaced);
+    const auto sp_special = tok->encode(text, true, true);
+    check(!sp_special.empty() && sp_special.front() == 1);
+    for (int32_t id : sp_special) check(id >= 0 && size_t(id) < tok->vocab_size());
+  }
 
   const auto ids = nfc.encode(text, true, true);
   slm::StreamDecoder stream(nfc, false);

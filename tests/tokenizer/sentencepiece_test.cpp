@@ -3,6 +3,7 @@
 // llama.cpp converts a tokenizer.model (tokens, scores and token types, no merges).
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "slm/format/gguf.hpp"
 #include "slm/tokenizer/decoder.hpp"
@@ -226,6 +227,75 @@ TEST(SentencePieceGguf, RoundTripKeepsPipelineAndOptions) {
   EXPECT_EQ(bpe_back.data().scores.size(), bpe.tokens.size());
   EXPECT_EQ(bpe_back.encode("ab ab"), (std::vector<int32_t>{1, 9, 9}));  // any joinable pair merges
   EXPECT_EQ(bpe_back.decode(bpe_back.encode("ab \xC3\xA9"), true), "ab \xC3\xA9");
+}
+
+// Every byte has a token: encoding arbitrary bytes is lossless (▁ in the input decodes as a space).
+TokenizerData with_all_bytes(TokenizerData d) {
+  static const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const std::string text = std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
+    if (std::find(d.tokens.begin(), d.tokens.end(), text) != d.tokens.end()) continue;
+    d.tokens.push_back(text);
+    d.types.push_back(TokenType::byte);
+    if (!d.scores.empty()) d.scores.push_back(-20.0);
+  }
+  d.byte_fallback = true;
+  d.decoder = "replace\t" + kSp + "\t \nbyte_fallback\nfuse\nstrip\t \t1\t0";
+  return d;
+}
+
+std::string spaces_for_metaspace(std::string text) {
+  for (size_t at = 0; (at = text.find(kSp, at)) != std::string::npos;) text.replace(at, kSp.size(), " ");
+  return text;
+}
+
+TEST(SentencePieceBpe, RandomBytesRoundTrip) {
+  TokenizerData scored_data = with_all_bytes(tiny_bpe());
+  scored_data.merges.clear();
+  scored_data.scores.assign(scored_data.tokens.size(), -1.0);
+  TokenizerData unigram_data = with_all_bytes(tiny_unigram());
+  unigram_data.normalizer = "prepend\t" + kSp + "\nreplace\t \t" + kSp;
+  unigram_data.pre_split.clear();
+  const Tokenizer ranked(with_all_bytes(tiny_bpe()));
+  const Tokenizer scored(scored_data);
+  const Tokenizer unigram(unigram_data);
+  std::mt19937 rng(7);
+  const std::string alphabet[] = {"a", "b", "c", " ", "\xC3\xA9", "\xE2\x96\x81", "\n", "x"};
+  for (int round = 0; round < 300; ++round) {
+    std::string text;
+    const int n = int(rng() % 24);
+    for (int i = 0; i < n; ++i) {
+      if (rng() % 5 == 0) {
+        text.push_back(char(1 + rng() % 255));  // any byte, often invalid UTF-8
+      } else {
+        text += alphabet[rng() % 8];
+      }
+    }
+    const std::string expected = spaces_for_metaspace(text);
+    for (const Tokenizer* tok : {&ranked, &scored, &unigram}) {
+      const auto ids = tok->encode(text, false, false);
+      ASSERT_EQ(tok->decode(ids), expected) << nlohmann::json(utf8::to_valid(text)).dump() << " model " << tok->data().model;
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && size_t(id) < tok->vocab_size());
+    }
+  }
+}
+
+// slm convert pads the vocabulary to the embedding rows with unused tokens after the ones it read.
+TEST(SentencePieceGguf, PaddedVocabularyGetsScores) {
+  TokenizerData data = tiny_bpe();
+  for (int i = 0; i < 3; ++i) {
+    data.tokens.push_back("[PAD" + std::to_string(data.tokens.size()) + "]");
+    data.types.push_back(TokenType::unused);
+  }
+  const Tokenizer back = through_gguf(data, "padded");
+  EXPECT_EQ(back.vocab_size(), data.tokens.size());
+  EXPECT_EQ(back.encode("ab ab"), (std::vector<int32_t>{1, 9, 9}));
+  EXPECT_LT(back.data().scores.back(), back.data().scores[9]);
+  TokenizerData unigram = tiny_unigram();
+  unigram.tokens.push_back("extra");  // a normal token with no score is an error, not padding
+  unigram.types.push_back(TokenType::normal);
+  gguf::Writer writer;
+  EXPECT_EQ(error_kind([&] { Tokenizer::write_gguf(unigram, writer); }), ErrorKind::invalid_argument);
 }
 
 // A GGUF with only the keys llama.cpp's converter writes from a SentencePiece tokenizer.model;
