@@ -64,12 +64,14 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// A weight matrix of n_out rows of n_in elements in its device layout. F32, F16, BF16 and Q4_K rows
-// are stored as in GGUF; Q8_0, Q4_0 and Q6_K blocks are split into planes so that every thread reads
-// aligned 16-byte pieces (same bytes in total):
+// A weight matrix of n_out rows of n_in elements in its device layout. F32, F16 and BF16 rows are
+// stored as in GGUF; block formats are split into planes so that every thread reads aligned 16-byte
+// pieces (nb = n_in / 256; the same bytes as GGUF, except Q4_K: 148 per super-block instead of 144):
 //   Q8_0: q  int8 [n_out][n_in]        | d f16 [n_out][n_in / 32]
 //   Q4_0: qs u8   [n_out][n_in / 2]    | d f16 [n_out][n_in / 32]   (each block's 16 bytes as in GGUF)
-//   Q6_K: ql, qh u8 [n_out][nb][192]   | scales i8 [n_out][nb][16] | d f16 [n_out][nb]   (nb = n_in / 256)
+//   Q4_K: qs u8   [n_out][nb][128]     | u8 [n_out][nb][16]: the 8 six-bit scales, then the 8 minimums,
+//         unpacked | (d, dmin) f16 [n_out][nb][2]
+//   Q6_K: ql, qh u8 [n_out][nb][192]   | scales i8 [n_out][nb][16] | d f16 [n_out][nb]
 struct DeviceMatrix {
   DType type = DType::F32;
   int64_t n_out = 0;

@@ -1,5 +1,5 @@
 // Device helpers shared by the matrix kernels (matvec.cu, matvec_int8.cu): a matrix's planes, loads,
-// byte access without local memory, warp sums, the Q4_K scale unpacking.
+// byte access without local memory, warp sums, Q4_K block metadata.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -36,18 +36,22 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // Byte n (0..15, known only at run time) of v, without a local-memory array.
 __device__ __forceinline__ uint32_t byte_at(const uint4& v, int n) { return (word(v, n >> 2) >> (8 * (n & 3))) & 0xffu; }
 
-// Scale and minimum (6 bits each) of sub-block s of a Q4_K super-block; header = the block's first
-// 16 bytes (d, dmin, 12 bytes of packed scales).
-__device__ __forceinline__ void q4k_scale_min(const uint4& header, int s, int* scale, int* min) {
-  // scales byte n is byte n + 4 of the header
-  if (s < 4) {
-    *scale = int(byte_at(header, 4 + s) & 63);
-    *min = int(byte_at(header, 8 + s) & 63);
-  } else {
-    const uint32_t low = byte_at(header, 8 + s);
-    *scale = int((low & 15) | ((byte_at(header, s) >> 6) << 4));
-    *min = int((low >> 4) | ((byte_at(header, 4 + s) >> 6) << 4));
-  }
+// Q4_K metadata of super-block `block` for the sub-blocks 2 * pair and 2 * pair + 1 (planes of the
+// DeviceMatrix: unpacked scales and minimums, then (d, dmin)).
+struct Q4KMeta {
+  uint16_t scales;  // low byte: sub-block 2 * pair, high byte: 2 * pair + 1
+  uint16_t mins;
+  uint32_t dm;  // (d, dmin) f16
+};
+
+__device__ __forceinline__ Q4KMeta q4k_meta(const Matrix& m, int64_t block, int pair) {
+  const auto* scale_mins = reinterpret_cast<const unsigned short*>(m.plane1 + block * 16);
+  return {__ldg(scale_mins + pair), __ldg(scale_mins + 4 + pair),
+          __ldg(reinterpret_cast<const unsigned int*>(m.plane2) + block)};
+}
+
+__device__ __forceinline__ float2 q4k_dm(uint32_t dm) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&dm));
 }
 
 inline Matrix view(const DeviceMatrix& w) {

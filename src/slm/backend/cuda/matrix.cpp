@@ -10,7 +10,7 @@ namespace slm::cuda {
 
 namespace {
 
-constexpr size_t kQ8Bytes = 34, kQ4Bytes = 18, kQ6Bytes = 210;
+constexpr size_t kQ8Bytes = 34, kQ4Bytes = 18, kQ4KBytes = 144, kQ6Bytes = 210;
 
 // Q8_0 blocks (d f16 | q int8[32]) -> q plane, d plane.
 void split_q8_0(const uint8_t* src, int64_t n_blocks, uint8_t* q, uint8_t* d) {
@@ -25,6 +25,26 @@ void split_q4_0(const uint8_t* src, int64_t n_blocks, uint8_t* qs, uint8_t* d) {
   for (int64_t b = 0; b < n_blocks; ++b, src += kQ4Bytes) {
     std::memcpy(d + 2 * b, src, 2);
     std::memcpy(qs + 16 * b, src + 2, 16);
+  }
+}
+
+// Q4_K super-blocks (d f16 | dmin f16 | 12 bytes of packed 6-bit scales and minimums | qs[128]) ->
+// qs plane, unpacked scales and minimums (8 + 8 bytes), (d, dmin) plane.
+void split_q4_k(const uint8_t* src, int64_t n_blocks, uint8_t* qs, uint8_t* scale_mins, uint8_t* dm) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += kQ4KBytes) {
+    const uint8_t* packed = src + 4;
+    uint8_t* out = scale_mins + 16 * b;
+    for (int s = 0; s < 8; ++s) {
+      if (s < 4) {
+        out[s] = packed[s] & 63;
+        out[8 + s] = packed[s + 4] & 63;
+      } else {
+        out[s] = uint8_t((packed[s + 4] & 15) | ((packed[s - 4] >> 6) << 4));
+        out[8 + s] = uint8_t((packed[s + 4] >> 4) | ((packed[s] >> 6) << 4));
+      }
+    }
+    std::memcpy(dm + 4 * b, src, 4);
+    std::memcpy(qs + 128 * b, src + 16, 128);
   }
 }
 
@@ -71,7 +91,8 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
          multiple, n_in);
   }
   const size_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
-  const size_t total = row_bytes * size_t(n_out);
+  const int64_t n_blocks = n_out * (n_in / int64_t(traits.block_size));
+  const size_t total = type == DType::Q4_K ? size_t(n_blocks) * 148 : row_bytes * size_t(n_out);
   const auto* src = static_cast<const uint8_t*>(host_rows);
 
   DeviceMatrix m;
@@ -79,7 +100,6 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
   m.n_out = n_out;
   m.n_in = n_in;
   m.data = DeviceBuffer(total);
-  const int64_t n_blocks = n_out * (n_in / int64_t(traits.block_size));
   switch (type) {
     case DType::Q8_0: {
       std::vector<uint8_t> host(total);
@@ -92,6 +112,14 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
       std::vector<uint8_t> host(total);
       m.plane1 = size_t(n_blocks) * 16;
       split_q4_0(src, n_blocks, host.data(), host.data() + m.plane1);
+      m.data.upload(host.data(), total);
+      break;
+    }
+    case DType::Q4_K: {
+      std::vector<uint8_t> host(total);
+      m.plane1 = size_t(n_blocks) * 128;
+      m.plane2 = m.plane1 + size_t(n_blocks) * 16;
+      split_q4_k(src, n_blocks, host.data(), host.data() + m.plane1, host.data() + m.plane2);
       m.data.upload(host.data(), total);
       break;
     }

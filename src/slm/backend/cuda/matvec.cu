@@ -198,18 +198,18 @@ struct Q4Format {
   }
 };
 
-// Q4_K (GGUF layout, 144-byte super-blocks): piece c = 16 of the 128 quant bytes of super-block c / 8.
-// Piece j = c % 8 holds bytes 16j..16j+15: low nibbles are elements 64(j/2) + 16(j%2) + i (sub-block
-// 2(j/2)), high nibbles 32 further (sub-block 2(j/2) + 1). Each lane also reads the 16-byte header.
+// Q4_K (planes): piece c = 16 of the 128 quant bytes of super-block c / 8. Piece j = c % 8 holds
+// bytes 16j..16j+15: low nibbles are elements 64(j/2) + 16(j%2) + i (sub-block 2(j/2)), high nibbles
+// 32 further (sub-block 2(j/2) + 1); their scales, minimums and (d, dmin) come from the other planes.
 struct Q4KFormat {
   struct Piece {
     uint4 q;
-    uint4 header;
+    Q4KMeta meta;
   };
   static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
   static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
-    const uint8_t* block = m.data + (row * (m.n_in / 256) + c / 8) * 144;
-    return {load16(block + 16 + 16 * (c % 8)), load16(block)};
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    return {load16(m.data + block * 128 + 16 * (c % 8)), q4k_meta(m, block, int(c % 8) >> 1)};
   }
   static constexpr int kRows = 8;
   struct X {
@@ -229,11 +229,9 @@ struct Q4KFormat {
     xv.sum_b = (sum4(xv.b[0]) + sum4(xv.b[1])) + (sum4(xv.b[2]) + sum4(xv.b[3]));
     return xv;
   }
-  static __device__ float dot(const Piece& p, int64_t c, const X& xv, float acc) {
-    const int pair = int(c % 8) >> 1;
-    int scale1, min1, scale2, min2;
-    q4k_scale_min(p.header, 2 * pair, &scale1, &min1);
-    q4k_scale_min(p.header, 2 * pair + 1, &scale2, &min2);
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    const int scale1 = p.meta.scales & 0xff, scale2 = p.meta.scales >> 8;
+    const int min1 = p.meta.mins & 0xff, min2 = p.meta.mins >> 8;
     float t1[4], t2[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -243,7 +241,7 @@ struct Q4KFormat {
     }
     const float s1 = (t1[0] + t1[1]) + (t1[2] + t1[3]), s2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
     const float sum1 = xv.sum_a, sum2 = xv.sum_b;
-    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&p.header.x));  // (d, dmin)
+    const float2 dm = q4k_dm(p.meta.dm);  // (d, dmin)
     acc = fmaf(dm.x * float(scale1), s1, acc);
     acc = fmaf(dm.x * float(scale2), s2, acc);
     acc = fmaf(-dm.y * float(min1), sum1, acc);
@@ -251,15 +249,14 @@ struct Q4KFormat {
     return acc;
   }
   static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
-    const uint8_t* block = m.data + (row * (m.n_in / 256) + i / 256) * 144;
+    const int64_t block = row * (m.n_in / 256) + i / 256;
     const int e = int(i % 256);
     const int pair = e / 64, within = e % 64;
-    const uint4 header = *reinterpret_cast<const uint4*>(block);
-    int scale, min;
-    q4k_scale_min(header, 2 * pair + (within >= 32 ? 1 : 0), &scale, &min);
-    const uint8_t byte = block[16 + 32 * pair + within % 32];
+    const int sub = 2 * pair + (within >= 32 ? 1 : 0);
+    const int scale = m.plane1[block * 16 + sub], min = m.plane1[block * 16 + 8 + sub];
+    const uint8_t byte = m.data[block * 128 + 32 * pair + within % 32];
     const int q = within < 32 ? (byte & 15) : (byte >> 4);
-    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&header.x));
+    const float2 dm = q4k_dm(reinterpret_cast<const uint32_t*>(m.plane2)[block]);
     return dm.x * float(scale) * float(q) - dm.y * float(min);
   }
 };

@@ -98,7 +98,7 @@ struct Q4K {
   static constexpr int kRows = 8;
   struct Piece {
     uint4 q;
-    uint4 header;
+    Q4KMeta meta;
   };
   struct X {
     uint4 low, high;
@@ -106,8 +106,8 @@ struct Q4K {
   };
   static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
   static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
-    const uint8_t* block = m.data + (row * (m.n_in / 256) + c / 8) * 144;
-    return {load16(block + 16 + 16 * (c % 8)), load16(block)};
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    return {load16(m.data + block * 128 + 16 * (c % 8)), q4k_meta(m, block, int(c % 8) >> 1)};
   }
   static __device__ X load_x(const XQ& x, int64_t c) {
     const int j = int(c % 8);
@@ -115,14 +115,12 @@ struct Q4K {
     return {load_q(x.q, low), load_q(x.q, low + 32), __ldg(x.d + low / 32), __ldg(x.d + low / 32 + 1),
             __ldg(x.sums + low / 16), __ldg(x.sums + low / 16 + 2)};
   }
-  static __device__ float dot(const Piece& p, int64_t c, const X& x, float acc) {
-    const int pair = int(c % 8) >> 1;
-    int scale1, min1, scale2, min2;
-    q4k_scale_min(p.header, 2 * pair, &scale1, &min1);
-    q4k_scale_min(p.header, 2 * pair + 1, &scale2, &min2);
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    const int scale1 = p.meta.scales & 0xff, scale2 = p.meta.scales >> 8;
+    const int min1 = p.meta.mins & 0xff, min2 = p.meta.mins >> 8;
     const int s1 = dot16(map4(p.q, 0x0f0f0f0fu, 0, 0u), x.low);
     const int s2 = dot16(map4(p.q, 0x0f0f0f0fu, 4, 0u), x.high);
-    const float2 dm = __half22float2(*reinterpret_cast<const __half2*>(&p.header.x));  // (d, dmin)
+    const float2 dm = q4k_dm(p.meta.dm);  // (d, dmin)
     const float q_part = fmaf(float(scale1) * x.d_low, float(s1), float(scale2) * x.d_high * float(s2));
     const float m_part = fmaf(float(min1), x.sum_low, float(min2) * x.sum_high);
     return fmaf(dm.x, q_part, fmaf(-dm.y, m_part, acc));
