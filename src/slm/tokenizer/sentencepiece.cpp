@@ -59,6 +59,19 @@ void split_chars(std::string_view piece, std::vector<Symbol>& symbols) {
   if (!symbols.empty()) symbols.back().next = -1;
 }
 
+void find_chars_before_space(const TokenIndex& tokens, std::unordered_set<int32_t>& out) {
+  for (const auto& [text, id] : tokens) {
+    size_t at = 0;
+    while ((at = text.find("\xE2\x96\x81", at + 1)) != std::string_view::npos) {
+      size_t back = at - 1;
+      while (back > 0 && (static_cast<uint8_t>(text[back]) & 0xC0) == 0x80 && at - back < 4) --back;
+      size_t length = 0;
+      const int32_t cp = utf8::decode(text.substr(back, at - back), length);
+      out.insert(cp);  // -1 for an invalid byte: such boundaries are never cut
+    }
+  }
+}
+
 }  // namespace
 
 std::array<int32_t, 256> find_byte_tokens(const TokenizerData& data, const TokenIndex& ids) {
@@ -97,6 +110,7 @@ SentencePieceBpe::SentencePieceBpe(const TokenizerData& data, const TokenIndex& 
       }
       merges_.emplace(pair_key(l->second, r->second), Merge{int32_t(rank), j->second});
     }
+    find_chars_before_space(ids, before_space_);
     return;
   }
   if (data.scores.size() != data.tokens.size()) {
@@ -109,9 +123,30 @@ SentencePieceBpe::SentencePieceBpe(const TokenizerData& data, const TokenIndex& 
     if ((t != TokenType::normal && t != TokenType::user_defined) || !std::isfinite(data.scores[id])) continue;
     mergeable_.emplace(data.tokens[id], int32_t(id));
   }
+  find_chars_before_space(mergeable_, before_space_);
 }
 
+constexpr std::string_view kSpace = "\xE2\x96\x81";
+
 void SentencePieceBpe::encode(std::string_view piece, std::vector<int32_t>& out) const {
+  size_t start = 0;
+  size_t at = 0;
+  while ((at = piece.find(kSpace, at + 1)) != std::string_view::npos) {
+    size_t char_start = 0;
+    size_t length = 0;
+    size_t back = at;
+    while (back > start && (static_cast<uint8_t>(piece[back - 1]) & 0xC0) == 0x80 && at - back < 3) --back;
+    char_start = back > start ? back - 1 : start;
+    const int32_t cp = utf8::decode(piece.substr(char_start, at - char_start), length);
+    if (cp >= 0 && char_start + length == at && before_space_.count(cp) == 0) {
+      encode_word(piece.substr(start, at - start), out);
+      start = at;
+    }
+  }
+  encode_word(piece.substr(start), out);
+}
+
+void SentencePieceBpe::encode_word(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.empty()) return;
   if (ranked_) {
     encode_ranked(piece, out);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "slm/tokenizer/tokenizer.hpp"
@@ -36,6 +37,7 @@ class SentencePieceBpe {
     int32_t rank;
     int32_t id;
   };
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void encode_ranked(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_scored(std::string_view piece, std::vector<int32_t>& out) const;
   void push_unknown(std::string_view text, std::vector<int32_t>& out) const;
@@ -46,6 +48,9 @@ class SentencePieceBpe {
   std::unordered_map<uint64_t, Merge> merges_; // (left, right) -> rank, result
   TokenIndex mergeable_;                       // scores only: normal and user-defined tokens
   std::array<int32_t, 256> byte_ids_{};
+  // Characters some token has right before a "▁": before any other character a "▁" starts a word
+  // no merge can cross, so words are merged separately (same result, far smaller queues).
+  std::unordered_set<int32_t> before_space_;
 };
 
 class Unigram {
