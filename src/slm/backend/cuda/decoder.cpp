@@ -1,10 +1,13 @@
 // The prototype Llama-family decode step: one line per operation, every buffer on the device.
 #include "slm/backend/cuda/decoder.hpp"
 
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
 
+#include "slm/backend/cuda/internal.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::cuda {
@@ -41,20 +44,30 @@ struct LlamaDecoder::State {
   DeviceBuffer output_norm, inv_freq;
   std::vector<Layer> layers;
   // activations
-  DeviceBuffer x, h, q, k, v, attn, gate, up, logits, scratch, token, position, next;
+  DeviceBuffer x, h, q, k, v, attn, gate, up, logits, scratch, io;  // io: token, position, next token
   QuantizedVector hq;
+  cudaStream_t stream = nullptr;
+  cudaGraphExec_t graph = nullptr;
+  int32_t* host_io = nullptr;  // pinned: token, position, next token
+
+  ~State() {
+    if (graph != nullptr) cudaGraphExecDestroy(graph);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+    if (host_io != nullptr) cudaFreeHost(host_io);
+  }
+  void enqueue();  // the step's kernels on `stream`
 
   // y = W in, through the 8-bit activation kernel when the weights allow and `in_q` holds `in`.
   void product(const DeviceMatrix& w, const float* in, const QuantizedVector* in_q, float* y) {
     if (in_q != nullptr && matvec_quantized_supported(w.type)) {
-      matvec(w, *in_q, y);
+      matvec(w, *in_q, y, stream);
     } else {
-      matvec(w, in, y);
+      matvec(w, in, y, stream);
     }
   }
   const QuantizedVector* quantized(const float* in, int64_t n, bool wanted) {
     if (!wanted || !config.int8_activations || n % 32 != 0) return nullptr;
-    hq.quantize(in, n);
+    hq.quantize(in, n, stream);
     return &hq;
   }
 };
@@ -115,14 +128,58 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
   s.up = floats(config.ffn_dim);
   s.logits = floats(config.vocab_size);
   s.scratch = floats(int64_t(attention_scratch_floats(s.shape, config.max_positions)));
-  s.token = DeviceBuffer(4);
-  s.position = DeviceBuffer(4);
-  s.next = DeviceBuffer(4);
-  const int64_t widest = std::max(config.dim, std::max(q_dim, config.ffn_dim));
-  if (widest % 32 == 0) s.hq = QuantizedVector(widest);
+  s.io = DeviceBuffer(3 * sizeof(int32_t));
+  detail::check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  detail::check(cudaMallocHost(reinterpret_cast<void**>(&s.host_io), 3 * sizeof(int32_t)), "cudaMallocHost");
+  int64_t widest = 0;  // the longest vector that is rounded to 8 bits: allocated here, not while capturing
+  for (const int64_t n : {config.dim, q_dim, config.ffn_dim}) {
+    if (n % 32 == 0) widest = std::max(widest, n);
+  }
+  if (widest > 0) s.hq = QuantizedVector(widest);
 }
 
 LlamaDecoder::~LlamaDecoder() = default;
+
+void LlamaDecoder::State::enqueue() {
+  const DecoderConfig& c = config;
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
+  const int32_t* token = io.as<int32_t>();
+  const int32_t* pos = io.as<int32_t>() + 1;
+  int32_t* next = io.as<int32_t>() + 2;
+  float* xp = x.as<float>();
+  float* hp = h.as<float>();
+  const float* freq = inv_freq.as<float>();
+  embedding(token_embd, token, 1, xp, stream);                                      // x [dim]
+  for (Layer& layer : layers) {
+    rms_norm(xp, layer.attn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);   // h [dim]
+    const QuantizedVector* hq_in = quantized(hp, c.dim, true);
+    product(layer.wq, hp, hq_in, q.as<float>());                                    // q [q_dim]
+    product(layer.wk, hp, hq_in, k.as<float>());                                    // k [kv_dim]
+    product(layer.wv, hp, hq_in, v.as<float>());                                    // v [kv_dim]
+    if (layer.bq.data() != nullptr) add(q.as<float>(), layer.bq.as<float>(), q_dim, stream);
+    if (layer.bk.data() != nullptr) add(k.as<float>(), layer.bk.as<float>(), kv_dim, stream);
+    if (layer.bv.data() != nullptr) add(v.as<float>(), layer.bv.as<float>(), kv_dim, stream);
+    rope(q.as<float>(), 1, c.n_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);
+    rope(k.as<float>(), 1, c.n_kv_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);
+    store_kv(k.as<float>(), v.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, kv_dim, pos,
+             c.max_positions, stream);
+    attention_decode(q.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos,
+                     c.max_positions, shape, scratch.as<float>(), attn.as<float>(), stream);  // attn [q_dim]
+    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, true), hp);  // h [dim]
+    add(xp, hp, c.dim, stream);                                                     // x += attention
+    rms_norm(xp, layer.ffn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
+    const QuantizedVector* fq = quantized(hp, c.dim, true);
+    product(layer.w_gate, hp, fq, gate.as<float>());                                // gate [ffn]
+    product(layer.w_up, hp, fq, up.as<float>());                                    // up [ffn]
+    silu_mul(gate.as<float>(), up.as<float>(), c.ffn_dim, stream);
+    product(layer.w_down, gate.as<float>(), quantized(gate.as<float>(), c.ffn_dim, true), hp);
+    add(xp, hp, c.dim, stream);                                                     // x += mlp
+  }
+  rms_norm(xp, output_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
+  product(output, hp, quantized(hp, c.dim, true), logits.as<float>());             // logits [vocab]
+  argmax(logits.as<float>(), c.vocab_size, next, stream);
+}
 
 int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
   State& s = *state_;
@@ -133,47 +190,39 @@ int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
   if (position < 0 || position >= c.max_positions) {
     fail(ErrorKind::out_of_range, "CUDA decoder: expected a position in [0, {}), found {}", c.max_positions, position);
   }
-  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
-  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
-  s.token.upload(&token, 4);
-  s.position.upload(&position, 4);
-  const auto* pos = s.position.as<int32_t>();
-  float* x = s.x.as<float>();
-  float* h = s.h.as<float>();
-  embedding(s.token_embd, s.token.as<int32_t>(), 1, x);                            // x [dim]
-  for (Layer& layer : s.layers) {
-    rms_norm(x, layer.attn_norm.as<float>(), h, 1, c.dim, c.norm_eps);             // h [dim]
-    const QuantizedVector* hq = s.quantized(h, c.dim, true);
-    s.product(layer.wq, h, hq, s.q.as<float>());                                   // q [q_dim]
-    s.product(layer.wk, h, hq, s.k.as<float>());                                   // k [kv_dim]
-    s.product(layer.wv, h, hq, s.v.as<float>());                                   // v [kv_dim]
-    if (layer.bq.data() != nullptr) add(s.q.as<float>(), layer.bq.as<float>(), q_dim);
-    if (layer.bk.data() != nullptr) add(s.k.as<float>(), layer.bk.as<float>(), kv_dim);
-    if (layer.bv.data() != nullptr) add(s.v.as<float>(), layer.bv.as<float>(), kv_dim);
-    rope(s.q.as<float>(), 1, c.n_heads, c.head_dim, rope_dim, pos, s.inv_freq.as<float>(), c.rope_interleaved);
-    rope(s.k.as<float>(), 1, c.n_kv_heads, c.head_dim, rope_dim, pos, s.inv_freq.as<float>(), c.rope_interleaved);
-    store_kv(s.k.as<float>(), s.v.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, kv_dim,
-             pos, c.max_positions);
-    attention_decode(s.q.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos,
-                     c.max_positions, s.shape, s.scratch.as<float>(), s.attn.as<float>());  // attn [q_dim]
-    s.product(layer.wo, s.attn.as<float>(), s.quantized(s.attn.as<float>(), q_dim, true), h);  // h [dim]
-    add(x, h, c.dim);                                                              // x += attention
-    rms_norm(x, layer.ffn_norm.as<float>(), h, 1, c.dim, c.norm_eps);
-    const QuantizedVector* fq = s.quantized(h, c.dim, true);
-    s.product(layer.w_gate, h, fq, s.gate.as<float>());                            // gate [ffn]
-    s.product(layer.w_up, h, fq, s.up.as<float>());                                // up [ffn]
-    silu_mul(s.gate.as<float>(), s.up.as<float>(), c.ffn_dim);
-    s.product(layer.w_down, s.gate.as<float>(), s.quantized(s.gate.as<float>(), c.ffn_dim, true), h);
-    add(x, h, c.dim);                                                              // x += mlp
+  s.host_io[0] = token;
+  s.host_io[1] = position;
+  detail::check(cudaMemcpyAsync(s.io.data(), s.host_io, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, s.stream),
+                "cudaMemcpyAsync token");
+  if (!c.cuda_graph) {
+    s.enqueue();
+  } else {
+    if (s.graph == nullptr) {
+      cudaGraph_t graph = nullptr;
+      detail::check(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+      try {
+        s.enqueue();
+      } catch (...) {
+        cudaStreamEndCapture(s.stream, &graph);
+        if (graph != nullptr) cudaGraphDestroy(graph);
+        throw;
+      }
+      detail::check(cudaStreamEndCapture(s.stream, &graph), "cudaStreamEndCapture");
+      const cudaError_t status = cudaGraphInstantiate(&s.graph, graph, 0);
+      cudaGraphDestroy(graph);
+      detail::check(status, "cudaGraphInstantiate");
+    }
+    detail::check(cudaGraphLaunch(s.graph, s.stream), "cudaGraphLaunch");
   }
-  rms_norm(x, s.output_norm.as<float>(), h, 1, c.dim, c.norm_eps);
-  s.product(s.output, h, s.quantized(h, c.dim, true), s.logits.as<float>());       // logits [vocab]
-  argmax(s.logits.as<float>(), c.vocab_size, s.next.as<int32_t>());
-  synchronize();
-  int32_t next = 0;
-  s.next.download(&next, 4);
-  if (logits != nullptr) s.logits.download(logits, size_t(c.vocab_size) * 4);
-  return next;
+  detail::check(cudaMemcpyAsync(s.host_io + 2, s.io.as<int32_t>() + 2, sizeof(int32_t), cudaMemcpyDeviceToHost, s.stream),
+                "cudaMemcpyAsync next token");
+  if (logits != nullptr) {
+    detail::check(cudaMemcpyAsync(logits, s.logits.data(), size_t(c.vocab_size) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  s.stream),
+                  "cudaMemcpyAsync logits");
+  }
+  detail::check(cudaStreamSynchronize(s.stream), "decode step");
+  return s.host_io[2];
 }
 
 }  // namespace slm::cuda

@@ -1,6 +1,8 @@
 // A prototype decode step for the Llama family on the GPU (Llama 3.x, SmolLM2, Qwen2/2.5 with q/k/v
 // biases, Mistral with a sliding window): every layer's weights and a KV cache on the device, one token
-// per step, logits and the greedy token computed there. The engine can adopt it as its CUDA path; it
+// per step, logits and the greedy token computed there; the step's kernels (whose shapes do not
+// depend on the position: token and position live in device memory) are captured once as a CUDA
+// graph and replayed. The engine can adopt it as its CUDA path; it
 // knows nothing of model files (the caller hands it host pointers to the weights).
 #pragma once
 
@@ -53,6 +55,7 @@ struct DecoderConfig {
   bool rope_interleaved = false;
   DType kv_type = DType::F32;        // F32 or F16
   bool int8_activations = true;      // block-quantized matrices use the 8-bit activation kernels
+  bool cuda_graph = true;            // capture the step's kernels once and replay them (one launch per token)
 };
 
 class LlamaDecoder {
