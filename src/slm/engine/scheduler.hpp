@@ -79,6 +79,7 @@ struct SchedulerStats {
   int64_t last_batch_sequences = 0;
   int64_t prompt_tokens = 0;            // cumulative
   int64_t generated_tokens = 0;         // cumulative
+  int64_t preemptions = 0;              // cumulative: sequences sent back to recompute when blocks ran out
 };
 
 class Scheduler {

@@ -20,7 +20,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
       n_ctx_(context_size(model_->config(), options)),
       n_batch_(std::min(options.n_batch, n_ctx_)),
       cache_(model_->config(), 1, n_ctx_),
-      forward_(model_, n_batch_, n_ctx_) {
+      forward_(model_, n_batch_) {
   blocks_.push_back(cache_.allocate());
 }
 
@@ -31,7 +31,7 @@ void Session::truncate(int64_t n) {
   n_past_ = n;
 }
 
-void Session::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+void Session::check_tokens(std::span<const int32_t> tokens) const {
   const ModelConfig& c = model_->config();
   const auto n = int64_t(tokens.size());
   if (n == 0) fail(ErrorKind::invalid_argument, "forward needs at least one token");
@@ -44,29 +44,46 @@ void Session::forward(std::span<const int32_t> tokens, float* logits, bool all_l
       fail(ErrorKind::invalid_argument, "token id {} is outside the vocabulary [0, {})", t, c.vocab_size);
     }
   }
+}
+
+void Session::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  check_tokens(tokens);
+  const int64_t vocab = config().vocab_size;
+  const auto n = int64_t(tokens.size());
   for (int64_t start = 0; start < n; start += n_batch_) {
     const int64_t count = std::min(n_batch_, n - start);
     const bool last = start + count == n;
-    float* out = nullptr;
     if (all_logits) {
-      out = logits + start * c.vocab_size;
-    } else if (last) {
-      out = logits;
+      forward_chunk(tokens.data() + start, count, logits + start * vocab, 0, false);
+    } else {
+      forward_chunk(tokens.data() + start, count, last ? logits : nullptr, count - 1, false);
     }
-    forward_chunk(tokens.data() + start, count, out, all_logits);
+  }
+}
+
+void Session::forward_hidden(std::span<const int32_t> tokens, float* hidden) {
+  check_tokens(tokens);
+  const auto n = int64_t(tokens.size());
+  for (int64_t start = 0; start < n; start += n_batch_) {
+    const int64_t count = std::min(n_batch_, n - start);
+    forward_chunk(tokens.data() + start, count, hidden + start * config().dim, 0, true);
   }
 }
 
 // One chunk of n tokens at positions n_past_ .. n_past_+n-1, as a batch of one sequence.
-void Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+void Session::forward_chunk(const int32_t* tokens, int64_t n, float* out, int64_t first_output, bool hidden) {
   batch_.clear();
   batch_.tokens.assign(tokens, tokens + n);
   for (int64_t t = 0; t < n; ++t) batch_.positions.push_back(int32_t(n_past_ + t));
   batch_.sequences.push_back(BatchSequence{0, n, blocks_});
-  if (logits != nullptr) {
-    for (int64_t t = all_logits ? 0 : n - 1; t < n; ++t) batch_.outputs.push_back(t);
+  if (out != nullptr) {
+    for (int64_t t = first_output; t < n; ++t) batch_.outputs.push_back(t);
   }
-  forward_.logits(batch_, cache_, logits);
+  if (hidden) {
+    forward_.hidden(batch_, cache_, out);
+  } else {
+    forward_.logits(batch_, cache_, out);
+  }
   n_past_ += n;
 }
 

@@ -25,6 +25,8 @@ class Session {
   // Evaluates `tokens` at positions n_past() .. n_past()+n-1 and appends them to the cache.
   // logits: when all_logits, [n][vocab_size]; else [vocab_size] for the last token only.
   void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // Same evaluation, returning the final-norm hidden state of every token: hidden[n][dim].
+  void forward_hidden(std::span<const int32_t> tokens, float* hidden);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   void reset() { n_past_ = 0; }
@@ -35,7 +37,9 @@ class Session {
   size_t kv_cache_bytes() const;
 
  private:
-  void forward_chunk(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+  // out: logits, or hidden states when `hidden`; rows from `first_output` on.
+  void forward_chunk(const int32_t* tokens, int64_t n, float* out, int64_t first_output, bool hidden);
+  void check_tokens(std::span<const int32_t> tokens) const;
 
   std::shared_ptr<const Model> model_;
   int64_t n_ctx_;

@@ -1,0 +1,61 @@
+// One request inside the scheduler: its tokens, where its KV lives (a block table), its sampler and
+// constraint, and the step that turns a row of logits into the next token and its event.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "slm/engine/kv_cache.hpp"
+#include "slm/engine/scheduler.hpp"
+
+namespace slm {
+
+struct SchedulerSequence {
+  SchedulerSequence(uint64_t id, GenerationRequest request, GenerationCallback callback);
+
+  uint64_t id;
+  GenerationRequest request;
+  GenerationCallback callback;
+  Sampler sampler;
+  std::vector<int32_t> tokens;      // prompt, then generated tokens
+  int64_t prompt_size = 0;
+  int64_t computed = 0;             // positions whose keys and values are in the cache
+  std::vector<int32_t> blocks;      // block table
+  std::vector<uint64_t> hashes;     // chain hash of each full, computed block
+  int64_t generated = 0;
+  int64_t cached_prompt_tokens = 0; // first admission: prompt positions taken from the prefix cache
+  bool admitted_once = false;
+  bool want_prompt_logprobs = false;  // still to be computed (first pass over the prompt only)
+  std::vector<TokenLogprob> prompt_logprobs;
+  bool first_event_sent = false;
+  FinishReason finish = FinishReason::none;
+
+  int64_t pending() const { return int64_t(tokens.size()) - computed; }  // tokens still to compute
+  bool decoding() const { return pending() == 1 && computed >= prompt_size; }
+};
+
+// What one sampling step decided; the event is delivered by the scheduler.
+struct SampleOutcome {
+  GenerationEvent event;
+  bool finished = false;
+};
+
+// log(sum(exp(row))) over n values.
+float log_sum_exp(const float* row, int64_t n);
+
+// Turns the logits of a sequence's last token into its next token: logprobs from the raw logits,
+// constraint mask, sampler, end conditions. scratch / mask are reusable buffers; tokenizer (may be
+// null) says which tokens end generation.
+SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t vocab, int64_t n_ctx,
+                          const Tokenizer* tokenizer, std::vector<float>& scratch, std::vector<uint8_t>& mask);
+
+// Block bookkeeping between a sequence and the cache.
+void release_blocks(SchedulerSequence& seq, KvCache& cache);
+// Publishes every full computed block not yet published (extending the hash chain).
+void publish_blocks(SchedulerSequence& seq, KvCache& cache);
+// Retains the longest chain of cached full blocks that is a prefix of the sequence's tokens and
+// ends before its last token; returns the positions covered.
+int64_t match_prefix(SchedulerSequence& seq, KvCache& cache);
+
+}  // namespace slm
