@@ -21,7 +21,6 @@ constexpr size_t kMaxStates = 64;
 struct Compiled {
   Grammar grammar;
   std::shared_ptr<Vocabulary> vocab;
-  AnalysisCache pattern_cache;  // analyses for pattern/format automata of this grammar
 };
 
 // The 8 bytes (0 or 1 each) for every value of one bitset byte.
@@ -161,13 +160,18 @@ class GrammarConstraint final : public TokenConstraint {
   }
 
   void string_walk(const Trie& trie, uint32_t node, const StringContent& sc, int32_t top) {
-    AnalysisCache& cache = sc.dfa == c_->grammar.key_dfa.get() ? c_->vocab->cache : c_->pattern_cache;
-    const StringAnalysis& a = cache.get(trie, node, *sc.dfa, sc.state, c_->vocab->size);
+    const StringAnalysis& a = c_->vocab->cache.get(trie, node, *sc.dfa, sc.state, c_->vocab->size);
     const int64_t remaining = sc.max_length < 0 ? INT64_MAX : int64_t(sc.max_length) - sc.count;
     if (remaining >= a.max_chars && a.has_bitsets) {
       bits_.or_with(a.content_all);
     } else if (a.has_bitsets && remaining < int64_t(a.content_upto.size())) {
       if (remaining >= 0) bits_.or_with(a.content_upto[size_t(remaining)]);
+    } else if (a.has_bitsets) {
+      // Up to the last precomputed count from its set, the few longer tokens one by one.
+      bits_.or_with(a.content_upto.back());
+      const int64_t done = int64_t(a.content_upto.size()) - 1;
+      auto it = std::upper_bound(a.content.begin(), a.content.end(), std::make_pair(int32_t(done), INT32_MAX));
+      for (; it != a.content.end() && it->first <= remaining; ++it) bits_.set(size_t(it->second));
     } else {
       for (const auto& [chars, token] : a.content) {
         if (chars > remaining) break;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <mutex>
 
 #include "slm/util/error.hpp"
 
@@ -477,7 +478,9 @@ void finish(StringDfa& d) {
 
 }  // namespace
 
-std::shared_ptr<const StringDfa> compile_pattern(std::string_view pattern, bool json_safe) {
+namespace {
+
+std::shared_ptr<const StringDfa> build_pattern(std::string_view pattern, bool json_safe) {
   if (pattern.size() > kMaxPatternBytes) {
     fail(ErrorKind::out_of_range, "pattern of {} bytes is longer than the limit of {}", pattern.size(), kMaxPatternBytes);
   }
@@ -554,6 +557,33 @@ std::shared_ptr<const StringDfa> compile_pattern(std::string_view pattern, bool 
     for (int32_t q = 0; q < d->n_states; ++q) d->next[size_t(q) * 256 + '"'] = StringDfa::kClose;
   }
   return d;
+}
+
+}  // namespace
+
+std::shared_ptr<const StringDfa> compile_pattern(std::string_view pattern, bool json_safe) {
+  // Recent automata are kept, so a schema sent again reuses them (and their mask analyses).
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, bool>, std::shared_ptr<const StringDfa>> cache;
+  static std::vector<std::pair<std::string, bool>> order;
+  constexpr size_t kMaxCached = 256;
+  const std::pair<std::string, bool> key(std::string(pattern), json_safe);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  auto dfa = build_pattern(pattern, json_safe);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, inserted] = cache.emplace(key, dfa);
+  if (inserted) {
+    order.push_back(key);
+    if (order.size() > kMaxCached) {
+      cache.erase(order.front());
+      order.erase(order.begin());
+    }
+  }
+  return it->second;
 }
 
 std::shared_ptr<const StringDfa> json_string_dfa() {

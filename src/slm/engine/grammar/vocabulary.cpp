@@ -131,6 +131,22 @@ std::shared_ptr<Vocabulary> build_vocabulary(const Tokenizer& tokenizer) {
     if (!v->bytes[id].empty()) entries.push_back({v->bytes[id], int32_t(id)});
   }
   v->trie = std::make_unique<Trie>(std::move(entries));
+  // The analyses every JSON constraint needs: string characters from the start of a token, and
+  // strings opened by a token starting with `"` or ` "`.
+  const auto plain = json_string_dfa();
+  v->cache.get(*v->trie, 0, *plain, plain->start, v->size);
+  for (const char* open : {"\"", " \""}) {
+    uint32_t node = 0;
+    for (const char* p = open; *p != '\0' && node != UINT32_MAX; ++p) {
+      const Trie::Node& n = v->trie->node(node);
+      uint32_t next = UINT32_MAX;
+      for (uint32_t k = 0; k < n.child_count; ++k) {
+        if (v->trie->child_byte(n.child_begin + k) == uint8_t(*p)) next = v->trie->child_node(n.child_begin + k);
+      }
+      node = next;
+    }
+    if (node != UINT32_MAX) v->cache.get(*v->trie, node, *plain, plain->start, v->size);
+  }
   return v;
 }
 

@@ -110,7 +110,9 @@ struct Vocabulary {
   std::vector<std::string> bytes;   // per token; empty for tokens never allowed (special ones)
   std::vector<int32_t> eog;         // end-of-generation ids
   std::unique_ptr<Trie> trie;
-  AnalysisCache cache;              // for the plain JSON string automaton
+  // Analyses of every string automaton used with this vocabulary (automata of patterns are shared
+  // across schemas through compile_pattern's cache, so repeated schemas find theirs here).
+  AnalysisCache cache;
 };
 
 // Built once per tokenizer and shared (a few tokenizers are kept).
