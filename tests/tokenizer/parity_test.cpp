@@ -34,9 +34,25 @@ const Tokenizer* cached(const std::string& key, const std::function<Tokenizer()>
   return it->second.get();
 }
 
+// Llama 2's tokenizer.json as newer transformers writes it (legacy false): no normalizer, a
+// Metaspace pre-tokenizer that puts "▁" only before the start of the input and does not split,
+// and a Metaspace decoder (tools/ref/make_tokenizer_fixtures.py --variants makes the same change).
+std::string llama2_metaspace_json() {
+  const std::string base = test::lenml_tokenizer_json("llama2");
+  if (base.empty()) return {};
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(base));
+  const nlohmann::json metaspace = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = metaspace;
+  j["decoder"] = metaspace;
+  const auto path = test::scratch_dir("llama2_metaspace") / "tokenizer.json";
+  test::write_text(path, j.dump());
+  return path.string();
+}
+
 // An @lenml package's tokenizer.json, else tests/data/tokenizer/tokenizer_<name>.json.
 const Tokenizer* from_json(const std::string& name) {
-  std::string path = test::lenml_tokenizer_json(name);
+  std::string path = name == "llama2_metaspace" ? llama2_metaspace_json() : test::lenml_tokenizer_json(name);
   if (path.empty() && std::filesystem::exists(test::test_data("tokenizer_" + name + ".json"))) {
     path = test::test_data("tokenizer_" + name + ".json").string();
   }
@@ -164,7 +180,8 @@ INSTANTIATE_TEST_SUITE_P(Vocabularies, Parity,
                                            Case{"llama3_1", true}, Case{"llama2", false}, Case{"llama2", true},
                                            Case{"gemma3", false}, Case{"gemma3", true}, Case{"unigram_small", false},
                                            Case{"unigram_small", true}, Case{"o200k_small", false},
-                                           Case{"o200k_small", true}),
+                                           Case{"o200k_small", true}, Case{"llama2_metaspace", false},
+                                           Case{"llama2_metaspace", true}),
                          [](const auto& info) { return info.param.name + (info.param.gguf ? "_gguf" : "_json"); });
 
 }  // namespace

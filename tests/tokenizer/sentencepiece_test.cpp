@@ -83,6 +83,11 @@ TEST(Decoder, StepsMapTokenTexts) {
   const Decoder metaspace("metaspace\t" + kSp + "\tnever");
   EXPECT_EQ(metaspace.token_bytes("<0x0A>"), "<0x0A>");  // no byte fallback step: text stays
   EXPECT_EQ(metaspace.strip_leading(), 0u);
+  EXPECT_FALSE(metaspace.first_differs());
+  const Decoder first("metaspace\t" + kSp + "\tfirst");
+  EXPECT_TRUE(first.first_differs());
+  EXPECT_EQ(first.token_bytes(kSp + kSp + "a" + kSp, true), "a");  // the first token loses every ▁
+  EXPECT_EQ(first.token_bytes(kSp + kSp + "a"), "  a");
   EXPECT_EQ(Decoder("byte_level").token_bytes("\xC4\xA0" "a"), " a");
   EXPECT_EQ(byte_token_value("<0xfF>"), 255);
   EXPECT_EQ(byte_token_value("<0x1>"), -1);

@@ -16,6 +16,11 @@ usage: make_tokenizer_fixtures.py --out OUT_DIR [--train-text FILE ...] [NAME=PA
    normalization, byte fallback, dummy prefix) and writes its pieces, scores and types as
    OUT_DIR/spm_bpe_small.json and sentencepiece's own ids as OUT_DIR/expected_spm_bpe_small.jsonl:
    what a GGUF converted by llama.cpp from a tokenizer.model holds, and what it must produce.
+   With --variants LLAMA2_JSON, also uses a variant of Llama 2's tokenizer.json:
+     llama2_metaspace  no normalizer; Metaspace pre-tokenizer (prepend_scheme "first", split
+                       false) and decoder, as newer transformers saves Llama and Mistral files
+                       (legacy false)
+   (its tokenizer.json is not written: the parity test derives it the same way.)
 2. Runs tokenizer_ref.py's encoding over the corpus for those two and for every NAME=PATH given,
    writing OUT_DIR/expected_NAME.jsonl.
 """
@@ -93,6 +98,16 @@ def train_o200k(lines):
     return tok
 
 
+def llama2_variants(path):
+    with open(path, encoding="utf-8") as f:
+        base = json.load(f)
+    meta = json.loads(json.dumps(base))
+    meta["normalizer"] = None
+    meta["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    meta["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    return [("llama2_metaspace", Tokenizer.from_str(json.dumps(meta)))]
+
+
 def write_expected(tok, texts, path):
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for text in texts:
@@ -159,6 +174,8 @@ def main():
     ap.add_argument("--corpus", default="tests/data/tokenizer/hard_strings.jsonl")
     ap.add_argument("--train-text", nargs="*", default=[])
     ap.add_argument("--spm", action="store_true")
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--variants", default="")
     ap.add_argument("refs", nargs="*")
     a = ap.parse_args()
     with open(a.corpus, encoding="utf-8") as f:
@@ -168,11 +185,13 @@ def main():
     if a.spm:
         train_spm(lines, texts, a.out)
     todo = []
-    for name, make in (("unigram_small", train_unigram), ("o200k_small", train_o200k)):
+    for name, make in () if a.no_train else (("unigram_small", train_unigram), ("o200k_small", train_o200k)):
         tok = make(lines)
         path = os.path.join(a.out, f"tokenizer_{name}.json")
         tok.save(path, pretty=False)
         todo.append((name, Tokenizer.from_file(path)))  # what the tests load
+    if a.variants:
+        todo.extend(llama2_variants(a.variants))
     for spec in a.refs:
         name, path = spec.split("=", 1)
         todo.append((name, Tokenizer.from_file(path)))

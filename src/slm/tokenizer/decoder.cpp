@@ -36,7 +36,7 @@ Decoder::Decoder(std::string_view spec) {
       replaces_.push_back({f[1], f[2]});
     } else if (name == "metaspace" && f.size() == 3 && !f[1].empty()) {
       replaces_.push_back({f[1], " "});
-      if (f[2] != "never") ++strip_leading_;
+      if (f[2] != "never") first_drop_ = f[1];
     } else if (name == "strip" && f.size() == 4) {
       if (f[1] != " " || f[3] != "0") {
         fail(ErrorKind::unsupported, "decoder strip of '{}' with stop {} is not supported (only leading spaces)", f[1], f[3]);
@@ -48,12 +48,15 @@ Decoder::Decoder(std::string_view spec) {
   }
 }
 
-std::string Decoder::token_bytes(std::string_view text) const {
+std::string Decoder::token_bytes(std::string_view text, bool first) const {
   if (byte_fallback_) {
     const int b = byte_token_value(text);
     if (b >= 0) return std::string(1, char(b));
   }
   std::string s(text);
+  if (first && !first_drop_.empty()) {
+    for (size_t at = 0; (at = s.find(first_drop_, at)) != std::string::npos;) s.erase(at, first_drop_.size());
+  }
   for (const Replace& r : replaces_) {
     std::string out;
     size_t i = 0;

@@ -4,7 +4,7 @@
 //   byte_fallback                a token spelled <0xXX> stands for that byte
 //   replace<TAB>FROM<TAB>TO      every FROM becomes TO
 //   metaspace<TAB>R<TAB>SCHEME   R becomes a space; unless SCHEME is "never", the first token
-//                                loses one leading space
+//                                loses every R (Hugging Face's Metaspace decoder)
 //   strip<TAB>C<TAB>START<TAB>STOP  the decoded text loses up to START leading C (STOP must be 0)
 //   fuse                         (tokens are always joined)
 #pragma once
@@ -21,8 +21,10 @@ class Decoder {
   // Throws Error(unsupported) naming an unknown step.
   explicit Decoder(std::string_view spec);
 
-  // The bytes one token's text stands for.
-  std::string token_bytes(std::string_view text) const;
+  // The bytes one token's text stands for; `first`: the token starts the decoded text.
+  std::string token_bytes(std::string_view text, bool first = false) const;
+  // Whether the first token decodes differently (token_bytes with first set).
+  bool first_differs() const { return !first_drop_.empty(); }
   // Leading spaces the decoded text loses (one of them per step that strips).
   size_t strip_leading() const { return strip_leading_; }
   bool byte_level() const { return byte_level_; }
@@ -36,6 +38,7 @@ class Decoder {
   bool byte_fallback_ = false;
   bool byte_level_ = false;
   size_t strip_leading_ = 0;
+  std::string first_drop_;  // removed from the first token (metaspace)
 };
 
 // The byte a <0xXX> token stands for, or -1.

@@ -369,12 +369,18 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string out;
+  bool first = true;
   for (int32_t id : ids) {
     if (id < 0 || size_t(id) >= impl_->bytes.size()) {
       fail(ErrorKind::out_of_range, "token id {} is outside the vocabulary of {} tokens", id, impl_->bytes.size());
     }
     if (skip_special && impl_->data.types[id] == TokenType::control) continue;
-    out.append(impl_->bytes[id]);
+    if (first && impl_->decoder.first_differs()) {
+      out.append(impl_->decoder.token_bytes(impl_->data.tokens[id], true));
+    } else {
+      out.append(impl_->bytes[id]);
+    }
+    first = false;
   }
   // Decoders that strip the leading space the normalizer put before the text.
   size_t strip = impl_->decoder.strip_leading();
