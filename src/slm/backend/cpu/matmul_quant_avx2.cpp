@@ -3,6 +3,8 @@
 #define SLM_QUANT_VNNI 0
 #define SLM_QUANT_ROWS 2
 #define SLM_QUANT_COLS 4
+#define SLM_QUANT_GEMM_ROWS 2
+#define SLM_QUANT_GEMM_GROUPS 2
 #include "slm/backend/cpu/matmul_quant_impl.hpp"
 #include "slm/backend/cpu/matmul_quant_kernels.hpp"
 

@@ -123,7 +123,7 @@ inline void set_unit(float* sc, float d_lo, float d_hi, float m_lo, float m_hi) 
 
 struct Q8_0 {
   static constexpr int64_t kElems = 32, kBytes = 34;
-  static constexpr bool kSigned = true, kMin = false;
+  static constexpr bool kSigned = true, kMin = false, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     store(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)));
     const float d = f16_at(b);
@@ -133,7 +133,7 @@ struct Q8_0 {
 
 struct Q4_0 {
   static constexpr int64_t kElems = 32, kBytes = 18;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     store(q, nibbles(b + 2));
     const float d = f16_at(b);
@@ -143,7 +143,7 @@ struct Q4_0 {
 
 struct Q4_1 {
   static constexpr int64_t kElems = 32, kBytes = 20;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     store(q, nibbles(b + 4));
     const float d = f16_at(b), m = f16_at(b + 2);
@@ -153,7 +153,7 @@ struct Q4_1 {
 
 struct Q5_0 {
   static constexpr int64_t kElems = 32, kBytes = 22;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     uint32_t qh;
     std::memcpy(&qh, b + 2, 4);
@@ -165,7 +165,7 @@ struct Q5_0 {
 
 struct Q5_1 {
   static constexpr int64_t kElems = 32, kBytes = 24;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     uint32_t qh;
     std::memcpy(&qh, b + 4, 4);
@@ -177,7 +177,7 @@ struct Q5_1 {
 
 struct IQ4_NL {
   static constexpr int64_t kElems = 32, kBytes = 18;
-  static constexpr bool kSigned = true, kMin = false;
+  static constexpr bool kSigned = true, kMin = false, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     store(q, table_lookup(b + 2, iq4_table()));
     const float d = f16_at(b);
@@ -198,7 +198,7 @@ inline void k_scale_min(const uint8_t* p, int s, int* scale, int* min) {
 
 struct Q4_K {
   static constexpr int64_t kElems = 256, kBytes = 144;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const __m256i m = _mm256_set1_epi8(15);
@@ -217,7 +217,7 @@ struct Q4_K {
 
 struct Q5_K {
   static constexpr int64_t kElems = 256, kBytes = 176;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const __m256i m = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
@@ -241,7 +241,7 @@ struct Q5_K {
 // Q6_K: unsigned 6-bit values, offset 32 moved into the minimum; one signed scale per 16 elements.
 struct Q6_K {
   static constexpr int64_t kElems = 256, kBytes = 210;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = true;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const uint8_t* ql = b;
     const uint8_t* qh = b + 128;
@@ -269,7 +269,7 @@ struct Q6_K {
 // Q2_K: unsigned 2-bit values; 4-bit scale and min per 16 elements.
 struct Q2_K {
   static constexpr int64_t kElems = 256, kBytes = 84;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = true;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const uint8_t* scales = b;
     const float d = f16_at(b + 80), dmin = f16_at(b + 82);
@@ -291,7 +291,7 @@ struct Q2_K {
 // -4 * scale; signed 6-bit scales per 16 elements.
 struct Q3_K {
   static constexpr int64_t kElems = 256, kBytes = 110;
-  static constexpr bool kSigned = false, kMin = true;
+  static constexpr bool kSigned = false, kMin = true, kHalves = true;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const uint8_t* packed = b + 96;
     const float d = f16_at(b + 108);
@@ -321,7 +321,7 @@ struct Q3_K {
 
 struct IQ4_XS {
   static constexpr int64_t kElems = 256, kBytes = 136;
-  static constexpr bool kSigned = true, kMin = false;
+  static constexpr bool kSigned = true, kMin = false, kHalves = false;
   static void decode(const uint8_t* b, int8_t* q, float* sc) {
     const float d = f16_at(b);
     const int scales_h = b[2] | (b[3] << 8);
@@ -456,31 +456,162 @@ void tile_streaming(const uint8_t* const* rows, bool prefetch, size_t ahead, int
   store_tile<C>(acc, tok, first, count, C, n_out, y);
 }
 
-// Many tokens: the whole rows decoded once, then groups of kCols tokens.
-template <typename F>
-void tile_panel(const uint8_t* const* rows, int8_t* pq, float* psc, const Acts& a, int64_t n_tokens,
-                int64_t first, int64_t count, int64_t n_out, float* y) {
-  constexpr int64_t kUnitsPerBlock = F::kElems / kUnit;
-  const int64_t n_blocks = a.n_in / F::kElems;
-  Panel p;
-  for (int r = 0; r < kRows; ++r) {
-    p.q[r] = pq + r * a.n_in;
-    p.sc[r] = psc + r * 4 * a.n_units;
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      F::decode(rows[r] + b * F::kBytes, pq + r * a.n_in + b * F::kElems,
-                psc + r * 4 * a.n_units + 4 * b * kUnitsPerBlock);
+// ---- many tokens: weight rows x groups of 8 tokens, one token per lane ----
+//
+// The activations are laid out once per call in groups of 8 tokens: for each unit, 8 steps of 32
+// bytes, step k holding bytes 4k..4k+3 of the unit for each of the 8 tokens. A weight row's 4 bytes
+// at step k are broadcast to every lane, so one block product instruction adds 4 products to each
+// of 8 tokens' int32 sums; after 8 steps each lane holds its token's sum over the unit, scaled once
+// per unit by the row's scale times the 8 tokens' scales (a vector). Each broadcast weight serves
+// kGemmGroups x 8 tokens, each activation vector kGemmRows rows.
+
+constexpr int kLanes = 8;
+constexpr int kGemmRows = SLM_QUANT_GEMM_ROWS;
+constexpr int kGemmGroups = SLM_QUANT_GEMM_GROUPS;
+
+struct GroupedActs {
+  const int8_t* q;  // [group][unit][step 8][lane 8][4]
+  const float* d;   // [group][unit][lane]: activation scales
+  const float* s;   // [group][unit][3][lane]: d * (sum of q) over the unit, its first half, its second half
+  int64_t n_units;
+};
+
+// Adds u . s (u unsigned, s signed bytes; groups of 4) to the int32 lanes of acc.
+inline __m256i dot_acc(__m256i acc, __m256i u, __m256i s) {
+#if SLM_QUANT_VNNI
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// acc[r][g] += rows wq[r] (decoded, n_units units) times token groups ga[g], lane = token.
+template <typename F, int R, int G>
+inline void gemm_tile(const int8_t* const* wq, const float* const* wsc, const GroupedActs& a, const int64_t* grp,
+                      __m256 (&acc)[R][G]) {
+  for (int64_t u = 0; u < a.n_units; ++u) {
+    __m256i lo[R][G], hi[R][G];
+    for (int r = 0; r < R; ++r) {
+      for (int g = 0; g < G; ++g) lo[r][g] = hi[r][g] = _mm256_setzero_si256();
+    }
+    const int8_t* aq[G];
+    for (int g = 0; g < G; ++g) aq[g] = a.q + (grp[g] * a.n_units + u) * (kUnit * kLanes);
+    for (int k = 0; k < 8; ++k) {
+      __m256i av[G];
+      for (int g = 0; g < G; ++g) av[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[g] + 32 * k));
+      for (int r = 0; r < R; ++r) {
+        const __m256i wb = broadcast4(wq[r] + u * kUnit + 4 * k);
+        for (int g = 0; g < G; ++g) {
+          __m256i& sum = (F::kHalves && k >= 4) ? hi[r][g] : lo[r][g];
+          if constexpr (F::kSigned && SLM_QUANT_VNNI) {  // q + 128, unsigned: vpdpbusd cannot saturate
+            sum = dot_acc(sum, _mm256_xor_si256(wb, _mm256_set1_epi8(-128)), av[g]);
+          } else if constexpr (F::kSigned) {
+            sum = dot_acc(sum, _mm256_sign_epi8(wb, wb), _mm256_sign_epi8(av[g], wb));
+          } else {
+            sum = dot_acc(sum, wb, av[g]);
+          }
+        }
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      const int64_t at = grp[g] * a.n_units + u;
+      const __m256 da = _mm256_loadu_ps(a.d + at * kLanes);
+      const float* sa = a.s + at * 3 * kLanes;
+      for (int r = 0; r < R; ++r) {
+        const float* sc = wsc[r] + 4 * u;
+        __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(sc[0]), da), _mm256_cvtepi32_ps(lo[r][g]), acc[r][g]);
+        if constexpr (F::kHalves) {
+          v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(sc[1]), da), _mm256_cvtepi32_ps(hi[r][g]), v);
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2]), _mm256_loadu_ps(sa + kLanes), v);
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[3]), _mm256_loadu_ps(sa + 2 * kLanes), v);
+        } else if constexpr (F::kMin) {
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2]), _mm256_loadu_ps(sa), v);
+        } else if constexpr (F::kSigned && SLM_QUANT_VNNI) {  // the 128 added to q
+          v = _mm256_fmadd_ps(_mm256_set1_ps(-128.0f * sc[0]), _mm256_loadu_ps(sa), v);
+        }
+        acc[r][g] = v;
+      }
     }
   }
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kCols) {
-    const int64_t cols = std::min<int64_t>(kCols, n_tokens - t0);
-    int64_t tok[kCols];
-    for (int c = 0; c < kCols; ++c) tok[c] = t0 + std::min<int64_t>(c, cols - 1);  // tail: repeat the last
-    __m256 acc[kRows][kCols];
-    for (auto& row : acc) {
-      for (auto& v : row) v = _mm256_setzero_ps();
+}
+
+template <typename F, int G>
+inline void gemm_groups(const int8_t* const* wq, const float* const* wsc, const GroupedActs& a, int64_t g0,
+                        int64_t n_tokens, int64_t first, int64_t count, int64_t n_out, float* y) {
+  int64_t grp[G];
+  for (int g = 0; g < G; ++g) grp[g] = g0 + g;
+  __m256 acc[kGemmRows][G];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_ps();
+  }
+  gemm_tile<F, kGemmRows, G>(wq, wsc, a, grp, acc);
+  for (int g = 0; g < G; ++g) {
+    for (int r = 0; r < count; ++r) {
+      alignas(32) float lanes[kLanes];
+      _mm256_store_ps(lanes, acc[r][g]);
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t t = (g0 + g) * kLanes + l;
+        if (t < n_tokens) y[t * n_out + first + r] = lanes[l];
+      }
     }
-    tile_units<F, kCols>(p, a, tok, 0, a.n_units, acc);
-    store_tile<kCols>(acc, tok, first, count, cols, n_out, y);
+  }
+}
+
+// Many tokens: the tile's rows decoded once, then every group of tokens.
+template <typename F>
+void tile_grouped(const uint8_t* const* rows, int8_t* pq, float* psc, const GroupedActs& a, int64_t n_in,
+                  int64_t n_tokens, int64_t first, int64_t count, int64_t n_out, float* y) {
+  constexpr int64_t kUnitsPerBlock = F::kElems / kUnit;
+  const int64_t n_blocks = n_in / F::kElems;
+  const int8_t* wq[kGemmRows];
+  const float* wsc[kGemmRows];
+  for (int r = 0; r < kGemmRows; ++r) {
+    wq[r] = pq + r * n_in;
+    wsc[r] = psc + r * 4 * a.n_units;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      F::decode(rows[r] + b * F::kBytes, pq + r * n_in + b * F::kElems, psc + r * 4 * a.n_units + 4 * b * kUnitsPerBlock);
+    }
+  }
+  const int64_t n_groups = (n_tokens + kLanes - 1) / kLanes;
+  int64_t g0 = 0;
+  for (; g0 + kGemmGroups <= n_groups; g0 += kGemmGroups) {
+    gemm_groups<F, kGemmGroups>(wq, wsc, a, g0, n_tokens, first, count, n_out, y);
+  }
+  for (; g0 < n_groups; ++g0) gemm_groups<F, 1>(wq, wsc, a, g0, n_tokens, first, count, n_out, y);
+}
+
+// Lays out the quantized activations of n_tokens tokens in groups of 8 (GroupedActs); tokens past
+// the end of the last group get zeros.
+void group_activations(const Acts& a, int64_t n_tokens, int8_t* q, float* d, float* s) {
+  const int64_t n_groups = (n_tokens + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static) if (n_groups > 1)
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int64_t u = 0; u < a.n_units; ++u) {
+      int8_t* qo = q + (g * a.n_units + u) * (kUnit * kLanes);
+      float* dout = d + (g * a.n_units + u) * kLanes;
+      float* sout = s + (g * a.n_units + u) * 3 * kLanes;
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t t = g * kLanes + l;
+        if (t < n_tokens) {
+          const int8_t* src = a.q + t * a.n_in + u * kUnit;
+          for (int k = 0; k < 8; ++k) std::memcpy(qo + 32 * k + 4 * l, src + 4 * k, 4);
+          const float s_lo = 4 * a.s[2 * (t * a.n_units + u)], s_hi = 4 * a.s[2 * (t * a.n_units + u) + 1];
+          dout[l] = a.d[t * a.n_units + u];
+          sout[l] = s_lo + s_hi;
+          sout[kLanes + l] = s_lo;
+          sout[2 * kLanes + l] = s_hi;
+        } else {
+          for (int k = 0; k < 8; ++k) std::memset(qo + 32 * k + 4 * l, 0, 4);
+          dout[l] = sout[l] = sout[kLanes + l] = sout[2 * kLanes + l] = 0.0f;
+        }
+      }
+    }
   }
 }
 
@@ -494,12 +625,15 @@ void run_streaming(const uint8_t* w, size_t row_bytes, int64_t first, int64_t co
 }
 
 template <typename F>
-void run(const uint8_t* w, int64_t n_out, int64_t n_in, int64_t n_tokens, const Acts& a, float* y) {
+void run(const uint8_t* w, int64_t n_out, int64_t n_in, int64_t n_tokens, const Acts& a, const GroupedActs& ga,
+         float* y) {
   const size_t row_bytes = size_t(n_in / F::kElems) * F::kBytes;
-  const int64_t n_tiles = (n_out + kRows - 1) / kRows;
+  const bool grouped = n_tokens > kCols;
+  const int rows_per_tile = grouped ? kGemmRows : kRows;
+  const int64_t n_tiles = (n_out + rows_per_tile - 1) / rows_per_tile;
   const int n_threads = n_tiles > 1 ? std::max(1, omp_get_max_threads()) : 1;
-  const size_t panel_bytes = size_t(kRows) * size_t(n_in);
-  const size_t panel_floats = size_t(kRows) * 4 * size_t(a.n_units);
+  const size_t panel_bytes = size_t(std::max(kRows, kGemmRows)) * size_t(n_in);
+  const size_t panel_floats = size_t(std::max(kRows, kGemmRows)) * 4 * size_t(a.n_units);
   thread_local std::vector<int8_t> q_scratch;
   thread_local std::vector<float> sc_scratch;
   q_scratch.resize(panel_bytes * size_t(n_threads));
@@ -513,12 +647,14 @@ void run(const uint8_t* w, int64_t n_out, int64_t n_in, int64_t n_tokens, const 
     float* psc = sc_all + panel_floats * size_t(omp_get_thread_num());
 #pragma omp for schedule(static)
     for (int64_t tile = 0; tile < n_tiles; ++tile) {
-      const int64_t first = tile * kRows;
-      const int64_t count = std::min<int64_t>(kRows, n_out - first);
-      if (n_tokens > kCols) {
-        const uint8_t* rows[kRows];
-        for (int r = 0; r < kRows; ++r) rows[r] = w + size_t(first + std::min<int64_t>(r, count - 1)) * row_bytes;
-        tile_panel<F>(rows, pq, psc, a, n_tokens, first, count, n_out, y);
+      const int64_t first = tile * rows_per_tile;
+      const int64_t count = std::min<int64_t>(rows_per_tile, n_out - first);
+      if (grouped) {
+        const uint8_t* rows[kGemmRows];
+        for (int r = 0; r < kGemmRows; ++r) {
+          rows[r] = w + size_t(first + std::min<int64_t>(r, count - 1)) * row_bytes;
+        }
+        tile_grouped<F>(rows, pq, psc, ga, n_in, n_tokens, first, count, n_out, y);
       } else {
         switch (n_tokens) {
           case 1:
@@ -563,19 +699,31 @@ void matmul_quant_impl(DType w_type, const uint8_t* w, int64_t n_out, int64_t n_
     quantize_activations(x + t * n_in, n_in, q + t * n_in, d + t * n_units, s + 2 * t * n_units);
   }
   const Acts a{q, d, s, n_in, n_units};
+  GroupedActs ga{nullptr, nullptr, nullptr, n_units};
+  thread_local std::vector<int8_t> gq;
+  thread_local std::vector<float> gf;
+  if (n_tokens > kCols) {
+    const int64_t n_groups = (n_tokens + kLanes - 1) / kLanes;
+    gq.resize(size_t(n_groups * kLanes * n_in));
+    gf.resize(size_t(4 * n_groups * kLanes * n_units));
+    ga.q = gq.data();
+    ga.d = gf.data();
+    ga.s = gf.data() + n_groups * kLanes * n_units;
+    group_activations(a, n_tokens, gq.data(), gf.data(), gf.data() + n_groups * kLanes * n_units);
+  }
   switch (w_type) {
-    case DType::Q8_0: return run<Q8_0>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q4_0: return run<Q4_0>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q4_1: return run<Q4_1>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q5_0: return run<Q5_0>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q5_1: return run<Q5_1>(w, n_out, n_in, n_tokens, a, y);
-    case DType::IQ4_NL: return run<IQ4_NL>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q2_K: return run<Q2_K>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q3_K: return run<Q3_K>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q4_K: return run<Q4_K>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q5_K: return run<Q5_K>(w, n_out, n_in, n_tokens, a, y);
-    case DType::Q6_K: return run<Q6_K>(w, n_out, n_in, n_tokens, a, y);
-    case DType::IQ4_XS: return run<IQ4_XS>(w, n_out, n_in, n_tokens, a, y);
+    case DType::Q8_0: return run<Q8_0>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q4_0: return run<Q4_0>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q4_1: return run<Q4_1>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q5_0: return run<Q5_0>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q5_1: return run<Q5_1>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::IQ4_NL: return run<IQ4_NL>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q2_K: return run<Q2_K>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q3_K: return run<Q3_K>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q4_K: return run<Q4_K>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q5_K: return run<Q5_K>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::Q6_K: return run<Q6_K>(w, n_out, n_in, n_tokens, a, ga, y);
+    case DType::IQ4_XS: return run<IQ4_XS>(w, n_out, n_in, n_tokens, a, ga, y);
     default: return;  // the caller sends only the types above (quant_simd_handles)
   }
 }
