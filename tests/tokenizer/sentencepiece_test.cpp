@@ -93,6 +93,7 @@ TEST(Decoder, StepsMapTokenTexts) {
   EXPECT_EQ(byte_token_value("<0x1>"), -1);
   EXPECT_EQ(error_kind([] { Decoder("wordpiece"); }), ErrorKind::unsupported);
   EXPECT_EQ(error_kind([] { Decoder("strip\tx\t1\t0"); }), ErrorKind::unsupported);
+  EXPECT_EQ(error_kind([] { Decoder("strip\t \tmany\t0"); }), ErrorKind::format);
 }
 
 // ▁, a, b, c and a few merged tokens, byte tokens for é (C3 A9), Llama 2's normalizer and decoder.

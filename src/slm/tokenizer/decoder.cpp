@@ -41,7 +41,10 @@ Decoder::Decoder(std::string_view spec) {
       if (f[1] != " " || f[3] != "0") {
         fail(ErrorKind::unsupported, "decoder strip of '{}' with stop {} is not supported (only leading spaces)", f[1], f[3]);
       }
-      strip_leading_ += size_t(std::stoul(f[2].empty() ? "0" : f[2]));
+      if (f[2].empty() || f[2].size() > 3 || f[2].find_first_not_of("0123456789") != std::string::npos) {
+        fail(ErrorKind::format, "expected a small count of characters to strip, found '{}'", f[2]);
+      }
+      strip_leading_ += size_t(std::stoi(f[2]));
     } else {
       fail(ErrorKind::unsupported, "decoder step '{}' with {} fields is not supported", name, f.size());
     }

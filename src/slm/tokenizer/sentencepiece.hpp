@@ -62,8 +62,10 @@ class Unigram {
  private:
   const TokenizerData* data_;
   const TokenIndex* ids_;
-  TokenIndex pieces_;  // tokens with a finite score
-  size_t max_length_ = 0;
+  // A byte trie over the tokens with a finite score: edges (node << 8 | byte) -> node, and the
+  // token that ends at each node (-1: none).
+  std::unordered_map<uint64_t, int32_t> edges_;
+  std::vector<int32_t> node_token_;
   double unk_score_ = 0;
   std::array<int32_t, 256> byte_ids_{};
 };

@@ -31,15 +31,25 @@ Unigram::Unigram(const TokenizerData& data, const TokenIndex& ids) : data_(&data
          data.tokens.size(), data.scores.size());
   }
   double lowest = std::numeric_limits<double>::infinity();
-  pieces_.reserve(data.tokens.size() * 2);
+  node_token_.push_back(-1);  // the root
   for (size_t id = 0; id < data.tokens.size(); ++id) {
-    const float score = data.scores[id];
-    if (!std::isfinite(score) || data.tokens[id].empty()) continue;
-    pieces_.emplace(data.tokens[id], int32_t(id));
-    max_length_ = std::max(max_length_, data.tokens[id].size());
-    lowest = std::min(lowest, double(score));
+    const double score = data.scores[id];
+    const std::string& text = data.tokens[id];
+    if (!std::isfinite(score) || text.empty()) continue;
+    uint64_t node = 0;
+    for (char c : text) {
+      const uint64_t key = node << 8 | static_cast<uint8_t>(c);
+      auto it = edges_.find(key);
+      if (it == edges_.end()) {
+        it = edges_.emplace(key, int32_t(node_token_.size())).first;
+        node_token_.push_back(-1);
+      }
+      node = uint64_t(it->second);
+    }
+    if (node_token_[node] < 0) node_token_[node] = int32_t(id);  // the first of equal texts
+    lowest = std::min(lowest, score);
   }
-  if (pieces_.empty()) fail(ErrorKind::invalid_argument, "a Unigram model needs tokens with scores, found none");
+  if (node_token_.size() == 1) fail(ErrorKind::invalid_argument, "a Unigram model needs tokens with scores, found none");
   unk_score_ = lowest - kUnknownPenalty;
   byte_ids_ = find_byte_tokens(data, ids);
 }
@@ -59,13 +69,16 @@ void Unigram::encode(std::string_view piece, std::vector<int32_t>& out) const {
     }
     const double base = best[start].score;
     bool single = false;
-    const size_t limit = std::min(max_length_, n - start);
-    for (size_t length = 1; length <= limit; ++length) {
-      auto it = pieces_.find(piece.substr(start, length));
-      if (it == pieces_.end()) continue;
+    uint64_t node = 0;
+    for (size_t length = 1; start + length <= n; ++length) {
+      auto edge = edges_.find(node << 8 | static_cast<uint8_t>(piece[start + length - 1]));
+      if (edge == edges_.end()) break;
+      node = uint64_t(edge->second);
+      const int32_t id = node_token_[node];
+      if (id < 0) continue;
       Node& target = best[start + length];
-      const double candidate = base + double(data_->scores[it->second]);
-      if (target.start < 0 || candidate > target.score) target = {candidate, int32_t(start), it->second};
+      const double candidate = base + data_->scores[id];
+      if (target.start < 0 || candidate > target.score) target = {candidate, int32_t(start), id};
       if (length == char_length) single = true;
     }
     if (!single) {
@@ -97,7 +110,7 @@ void Unigram::encode(std::string_view piece, std::vector<int32_t>& out) const {
     int32_t id = span_ids[k];
     if (id == unk || id < 0) {
       auto it = ids_->find(text);
-      if (it != ids_->end() && it->second < int32_t(data_->scores.size()) && std::isfinite(data_->scores[it->second])) {
+      if (it != ids_->end() && size_t(it->second) < data_->scores.size() && std::isfinite(data_->scores[it->second])) {
         out.push_back(it->second);
         continue;
       }
