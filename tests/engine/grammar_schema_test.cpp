@@ -339,6 +339,39 @@ TEST(GrammarSchema, SizeLimits) {
   EXPECT_THROW(grammar::compile_grammar(nlohmann::ordered_json::parse(R"({"type":"string","pattern":"a{1001}"})")), Error);
 }
 
+TEST(GrammarSchema, NoFiniteValue) {
+  // A required property that recurses forever has no finite value: an error, not a dead end.
+  EXPECT_THROW(grammar::compile_grammar(nlohmann::ordered_json::parse(
+                   R"({"type":"object","properties":{"a":{"$ref":"#"}},"required":["a"]})")), Error);
+  // As an optional property it is simply never written.
+  const json s = json::parse(R"({"type":"object","properties":{"a":{"type":"object","properties":{"x":{"$ref":"#/properties/a"}},
+                                  "required":["x"]},"b":{"type":"integer"}},"additionalProperties":false})");
+  EXPECT_TRUE(accepts(s, R"({"b":1})"));
+  EXPECT_FALSE(accepts(s, R"({"a":{)"));
+  auto c = grammar::compile_json_schema(s, small_tokenizer());
+  std::vector<uint8_t> allowed(small_tokenizer().vocab_size());
+  c->accept('{');
+  c->accept('"');
+  c->allowed_tokens(allowed);
+  EXPECT_FALSE(allowed['a']);
+  EXPECT_TRUE(allowed['b']);
+}
+
+TEST(GrammarSchema, PatternWithMinLengthHasNoDeadEnd) {
+  const json s = json::parse(R"({"type":"string","pattern":"^(ab|abcd)$","minLength":3})");
+  EXPECT_TRUE(accepts(s, R"("abcd")"));
+  EXPECT_FALSE(accepts(s, R"("ab")"));
+  auto c = grammar::compile_json_schema(s, small_tokenizer());
+  c->accept('"');
+  c->accept('a');
+  c->accept('b');
+  std::vector<uint8_t> allowed(small_tokenizer().vocab_size());
+  c->allowed_tokens(allowed);
+  EXPECT_FALSE(allowed['"']);
+  EXPECT_TRUE(allowed['c']);
+  EXPECT_THROW(grammar::compile_grammar(nlohmann::ordered_json::parse(R"({"type":"string","pattern":"^a{2}$","minLength":3})")), Error);
+}
+
 TEST(GrammarSchema, NestingLimitWhileGenerating) {
   grammar::SchemaLimits limits;
   limits.max_nesting = 3;

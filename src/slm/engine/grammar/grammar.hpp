@@ -56,6 +56,11 @@ struct Node {
   // array
   int32_t min_items = 0, max_items = -1;
 
+  // The fewest nested frames a value of this node needs (1 for scalars); kNoInstance when no finite
+  // value exists (a required property recursing forever).
+  int32_t min_depth = 1;
+  static constexpr int32_t kNoInstance = INT32_MAX / 2;
+
   bool bounded() const { return has_min || has_max; }
 };
 

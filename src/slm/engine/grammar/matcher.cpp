@@ -131,6 +131,8 @@ void Matcher::start_value(int32_t parent, int32_t node, uint8_t byte, std::vecto
     for (int32_t alt : n.alternatives) start_value(parent, alt, byte, out);
     return;
   }
+  if (n.min_depth >= Node::kNoInstance) return;
+  if (int64_t(arena_[size_t(parent)].depth) + n.min_depth > g_.max_depth) return;
   Frame f;
   f.node = node;
   const int32_t top = push(parent, f);
@@ -142,7 +144,11 @@ void Matcher::pop_and_feed(int32_t top, uint8_t byte, std::vector<int32_t>& out)
 }
 
 bool Matcher::key_possible(const Node& n, int32_t i) const {
-  return n.additional >= 0 || size_t(i) < n.properties.size();
+  if (n.additional >= 0) return true;
+  if (size_t(i) >= n.properties.size()) return false;
+  const auto& below = n.keys.nodes[0].below;  // the properties that can be written
+  const auto it = std::lower_bound(below.begin(), below.end(), i);
+  return it != below.end() && *it <= n.next_required[size_t(i)];
 }
 
 void Matcher::feed(int32_t top, uint8_t byte, std::vector<int32_t>& out) {
@@ -192,6 +198,7 @@ void Matcher::feed(int32_t top, uint8_t byte, std::vector<int32_t>& out) {
       if (t == StringDfa::kDead) return;
       const int32_t q = t >> 1, count = f.b + (t & 1);
       if (n.max_length >= 0 && int64_t(count) + n.dfa->min_chars[size_t(q)] > n.max_length) return;
+      if (int64_t(count) + n.dfa->max_chars[size_t(q)] < n.min_length) return;
       Frame g = f;
       g.a = q;
       g.b = count;
@@ -448,7 +455,9 @@ bool Matcher::can_end(int32_t top) const {
 bool Matcher::string_content(int32_t top, StringContent& out) const {
   const Frame& f = arena_[size_t(top)];
   const Node& n = g_.nodes[size_t(f.node)];
-  if (n.kind == NodeKind::string && f.phase == 1) {
+  // A pattern with a longest match and a minLength needs the exact walk (content tokens could
+  // otherwise lead where minLength can no longer be reached).
+  if (n.kind == NodeKind::string && f.phase == 1 && !(n.min_length > 0 && n.dfa->max_chars[size_t(n.dfa->start)] != INT32_MAX)) {
     out = StringContent{n.dfa.get(), f.a, f.b, n.min_length, n.max_length};
     return true;
   }

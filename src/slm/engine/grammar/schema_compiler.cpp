@@ -72,6 +72,10 @@ class Compiler {
     g_.nodes[0].child = value;
     check_epsilon_cycles();
     if (!can_match(value)) fail(ErrorKind::invalid_argument, "JSON schema accepts no value");
+    finite_instances();
+    if (g_.nodes[size_t(value)].min_depth >= Node::kNoInstance) {
+      fail(ErrorKind::invalid_argument, "JSON schema has no finite value (a required property recurses forever)");
+    }
     return std::move(g_);
   }
 
@@ -379,6 +383,9 @@ class Compiler {
     if (n.max_length >= 0 && n.dfa->min_chars[size_t(n.dfa->start)] > n.max_length) {
       invalid(ptr, "maxLength is below the shortest string the pattern or format allows");
     }
+    if (n.dfa->max_chars[size_t(n.dfa->start)] < n.min_length) {
+      invalid(ptr, "minLength is above the longest string the pattern or format allows");
+    }
     return add(std::move(n));
   }
 
@@ -426,6 +433,52 @@ class Compiler {
     seen[size_t(id)] = 1;
     for (int32_t a : n.alternatives) if (can_match(a, seen)) return true;
     return false;
+  }
+
+  // Computes Node::min_depth by fixpoint and drops the choices that have no finite value (optional
+  // properties, additionalProperties, array items), so generation never enters them.
+  void finite_instances() {
+    constexpr int32_t inf = Node::kNoInstance;
+    for (Node& n : g_.nodes) {
+      const bool leaf = n.kind == NodeKind::literals || n.kind == NodeKind::string || n.kind == NodeKind::number;
+      n.min_depth = leaf ? 1 : inf;
+    }
+    auto md = [&](int32_t id) { return id < 0 ? inf : g_.nodes[size_t(id)].min_depth; };
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (Node& n : g_.nodes) {
+        int32_t d = n.min_depth;
+        switch (n.kind) {
+          case NodeKind::object: {
+            int32_t deepest = 0;
+            for (const Property& p : n.properties) if (p.required) deepest = std::max(deepest, md(p.value));
+            d = deepest >= inf ? inf : 1 + deepest;
+            break;
+          }
+          case NodeKind::array: d = n.min_items > 0 ? std::min(inf, 1 + md(n.child)) : 1; break;
+          case NodeKind::any_of: {
+            d = inf;
+            for (int32_t a : n.alternatives) d = std::min(d, md(a));
+            break;
+          }
+          case NodeKind::root: d = md(n.child); break;
+          default: break;
+        }
+        if (d < n.min_depth) {
+          n.min_depth = d;
+          changed = true;
+        }
+      }
+    }
+    for (Node& n : g_.nodes) {
+      if (n.kind == NodeKind::array && md(n.child) >= inf) n.max_items = 0;
+      if (n.kind != NodeKind::object) continue;
+      if (n.additional >= 0 && md(n.additional) >= inf) n.additional = -1;
+      n.keys = LiteralTrie();
+      for (size_t i = 0; i < n.properties.size(); ++i) {
+        if (md(n.properties[i].value) < inf) n.keys.add(n.properties[i].key, int32_t(i));
+      }
+    }
   }
 
   void check_epsilon_cycles() {

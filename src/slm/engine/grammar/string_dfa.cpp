@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -473,6 +474,27 @@ void finish(StringDfa& d) {
     }
   }
   d.min_chars = best;
+  // Longest: depth-first over live states; a state on a cycle (or leading to one) is unbounded.
+  std::vector<int32_t> longest(n, -1);
+  std::vector<uint8_t> color(n, 0);
+  std::function<int32_t(int32_t)> visit = [&](int32_t q) -> int32_t {
+    if (color[q] == 2) return longest[q];
+    if (color[q] == 1) return INT32_MAX;
+    color[q] = 1;
+    int32_t m = d.accepting[q] ? 0 : -1;
+    for (int b = 0; b < 256 && m != INT32_MAX; ++b) {
+      const int32_t t = d.next[size_t(q) * 256 + b];
+      if (t < 0) continue;
+      const int32_t r = visit(t >> 1);
+      if (r == INT32_MAX) m = INT32_MAX;
+      else if (r >= 0) m = std::max(m, r + (t & 1));
+    }
+    color[q] = 2;
+    longest[q] = m;
+    return m;
+  };
+  for (int q = 0; q < n; ++q) visit(q);
+  d.max_chars = longest;
   d.uid = next_uid++;
 }
 
@@ -632,6 +654,7 @@ std::shared_ptr<const StringDfa> json_string_dfa() {
     d->start = base;
     finish(*d);
     d->min_chars.assign(n, 0);  // a started character is already counted
+    d->max_chars.assign(n, INT32_MAX);
     return std::shared_ptr<const StringDfa>(std::move(d));
   }();
   return dfa;

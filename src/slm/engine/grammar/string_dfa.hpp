@@ -28,8 +28,10 @@ struct StringDfa {
   // kDead / kClose.
   std::vector<int32_t> next;
   std::vector<uint8_t> accepting;
-  // The fewest further characters that reach an accepting state.
+  // The fewest / most further characters that reach an accepting state (max: INT32_MAX when a
+  // loop can be taken).
   std::vector<int32_t> min_chars;
+  std::vector<int32_t> max_chars;
   uint64_t uid = 0;  // distinct for every automaton built in this process
 
   int32_t step(int32_t state, uint8_t byte) const { return next[size_t(state) * 256 + byte]; }
