@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 
 #include "cuda_test_util.hpp"
 #include "slm/backend/cuda/decoder.hpp"
+#include "slm/format/quant.hpp"
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/npy.hpp"
@@ -32,7 +34,9 @@ HostMatrix host(const Matrix& m) { return {m.type, m.rows, m.cols, m.data}; }
 
 const float* optional(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 
-void check_fixture(const std::string& name, DType kv_type, double bound, bool graph = true) {
+using Tweak = std::function<void(DecoderWeights&)>;
+
+void check_fixture(const std::string& name, DType kv_type, double bound, bool graph = true, const Tweak& tweak = {}) {
   const fs::path dir = test_data() / "models" / name;
   const auto model = Model::load(dir.string(), LoadOptions{false});
   const ModelConfig& mc = model->config();
@@ -74,6 +78,7 @@ void check_fixture(const std::string& name, DType kv_type, double bound, bool gr
     d.w_down = host(l.w_down);
     weights.layers.push_back(d);
   }
+  if (tweak) tweak(weights);
   LlamaDecoder decoder(config, weights);
 
   std::ifstream tokens_file(dir / "tokens.json");
@@ -108,6 +113,30 @@ TEST(CudaDecoder, Llama3LogitsMatchReferenceF32Cache) {
 TEST(CudaDecoder, Llama3LogitsMatchReferenceF16Cache) {
   SLM_REQUIRE_CUDA();
   check_fixture("llama3", DType::F16, 5e-3, /*graph=*/false);
+}
+
+// v and up in f16, q, k, gate in f32: the projections cannot be stacked and run as separate products.
+TEST(CudaDecoder, MixedWeightTypesRunUnstacked) {
+  SLM_REQUIRE_CUDA();
+  std::vector<std::vector<uint8_t>> converted;
+  const auto to_f16 = [&](HostMatrix& m) {
+    std::vector<uint8_t> rows(quantized_row_bytes(DType::F16, m.cols) * size_t(m.rows));
+    const size_t row_bytes = rows.size() / size_t(m.rows);
+    for (int64_t r = 0; r < m.rows; ++r) {
+      quantize_row(DType::F16, static_cast<const float*>(m.data) + r * m.cols, rows.data() + size_t(r) * row_bytes,
+                   m.cols);
+    }
+    converted.push_back(std::move(rows));
+    m.type = DType::F16;
+    m.data = converted.back().data();
+  };
+  check_fixture("llama3", DType::F32, 1e-2, true, [&](DecoderWeights& w) {
+    converted.reserve(2 * w.layers.size());
+    for (auto& layer : w.layers) {
+      to_f16(layer.wv);
+      to_f16(layer.w_up);
+    }
+  });
 }
 
 TEST(CudaDecoder, Qwen2LogitsMatchReference) {

@@ -184,6 +184,34 @@ TEST_P(MatvecTest, BlasMatmulMatchesReference) {
   }
 }
 
+// accumulate = true adds the product to what y holds (both kernels).
+TEST_P(MatvecTest, AccumulateAddsTheProduct) {
+  SLM_REQUIRE_CUDA();
+  const DType type = GetParam();
+  const int64_t n_out = 45, n_in = 512;
+  const HostMatrix host = random_matrix(type, n_out, n_in, 123);
+  const auto x = random_floats(size_t(n_in), 124);
+  const auto y0 = random_floats(size_t(n_out), 125, -10.0f, 10.0f);
+  const DeviceMatrix w = upload_matrix(type, host.rows.data(), n_out, n_in);
+  const DeviceBuffer x_dev = test::to_device(x);
+  DeviceBuffer plain(size_t(n_out) * 4);
+  DeviceBuffer summed = test::to_device(y0);
+  matvec(w, x_dev.as<float>(), plain.as<float>());
+  matvec(w, x_dev.as<float>(), summed.as<float>(), nullptr, true);
+  auto expected = test::to_host<float>(plain, size_t(n_out));
+  auto got = test::to_host<float>(summed, size_t(n_out));
+  for (int64_t o = 0; o < n_out; ++o) ASSERT_FLOAT_EQ(got[size_t(o)], y0[size_t(o)] + expected[size_t(o)]) << o;
+  if (!matvec_quantized_supported(type)) return;
+  QuantizedVector xq(n_in);
+  xq.quantize(x_dev.as<float>(), n_in);
+  summed.upload(y0.data(), y0.size() * 4);
+  matvec(w, xq, plain.as<float>());
+  matvec(w, xq, summed.as<float>(), nullptr, true);
+  expected = test::to_host<float>(plain, size_t(n_out));
+  got = test::to_host<float>(summed, size_t(n_out));
+  for (int64_t o = 0; o < n_out; ++o) ASSERT_FLOAT_EQ(got[size_t(o)], y0[size_t(o)] + expected[size_t(o)]) << o;
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatvecTest, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return name(info.param); });
 

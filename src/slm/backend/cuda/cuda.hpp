@@ -88,7 +88,8 @@ bool matrix_type_supported(DType type);
 DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int64_t n_in);
 
 // y[o] = sum_i w[o][i] * x[i]: the product of one token (decode). x: f32 [n_in], y: f32 [n_out].
-void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream = nullptr);
+// accumulate: y[o] += the product instead (a residual connection without another pass).
+void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream = nullptr, bool accumulate = false);
 
 // Activations rounded to 8 bits per block of 32 (scale max|x| / 127), for the integer kernels of the
 // block formats: per block its scale, and per 16 elements the sum of the unrounded values.
@@ -112,7 +113,8 @@ class QuantizedVector {
 // The product with activations rounded to 8 bits (x.size() == w.n_in), through integer dot products:
 // Q8_0, Q4_0, Q4_K and Q6_K weights only; the error per output is at most
 // sum over blocks b of max|x_b| / 254 * sum_{i in b} |w_i| beyond f32 rounding.
-void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream = nullptr);
+void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream = nullptr,
+            bool accumulate = false);
 // True when matvec(w, QuantizedVector, ...) handles w's type.
 bool matvec_quantized_supported(DType type);
 

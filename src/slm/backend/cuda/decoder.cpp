@@ -14,9 +14,13 @@ namespace slm::cuda {
 
 namespace {
 
+// Matrices that read the same input are fused into one product when their types agree: q, k and v
+// (output [q | k | v]), gate and up (output [gate | up]); otherwise each has its own.
 struct Layer {
-  DeviceBuffer attn_norm, ffn_norm, bq, bk, bv;
-  DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+  DeviceBuffer attn_norm, ffn_norm, bias;  // bias: [q | k | v] (zeros where a projection has none), or empty
+  std::vector<DeviceMatrix> qkv;           // one fused matrix, or wq, wk, wv
+  std::vector<DeviceMatrix> gate_up;       // one fused matrix, or w_gate, w_up
+  DeviceMatrix wo, w_down;
   DeviceBuffer k_cache, v_cache;
 };
 
@@ -35,6 +39,35 @@ DeviceMatrix upload(const HostMatrix& m, int64_t rows, int64_t cols, const std::
   return upload_matrix(m.type, m.data, rows, cols);
 }
 
+// The matrices stacked row-wise (same type and columns) as one upload, or each uploaded alone.
+std::vector<DeviceMatrix> upload_stacked(const std::vector<HostMatrix>& parts, const std::vector<int64_t>& rows,
+                                         int64_t cols, const std::string& what) {
+  bool same = true;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].rows != rows[i] || parts[i].cols != cols) {
+      fail(ErrorKind::invalid_argument, "CUDA decoder: expected {} part {} of {} x {}, found {} x {}", what, i, rows[i],
+           cols, parts[i].rows, parts[i].cols);
+    }
+    if (parts[i].data == nullptr) fail(ErrorKind::invalid_argument, "CUDA decoder: {} part {} has no data", what, i);
+    same = same && parts[i].type == parts[0].type;
+  }
+  std::vector<DeviceMatrix> out;
+  if (!same) {
+    for (const HostMatrix& m : parts) out.push_back(upload_matrix(m.type, m.data, m.rows, m.cols));
+    return out;
+  }
+  const size_t row_bytes = dtype_row_bytes(parts[0].type, uint64_t(cols));
+  std::vector<uint8_t> stacked;
+  int64_t total_rows = 0;
+  for (const HostMatrix& m : parts) {
+    const auto* bytes = static_cast<const uint8_t*>(m.data);
+    stacked.insert(stacked.end(), bytes, bytes + row_bytes * size_t(m.rows));
+    total_rows += m.rows;
+  }
+  out.push_back(upload_matrix(parts[0].type, stacked.data(), total_rows, cols));
+  return out;
+}
+
 }  // namespace
 
 struct LlamaDecoder::State {
@@ -44,7 +77,7 @@ struct LlamaDecoder::State {
   DeviceBuffer output_norm, inv_freq;
   std::vector<Layer> layers;
   // activations
-  DeviceBuffer x, h, q, k, v, attn, gate, up, logits, scratch, io;  // io: token, position, next token
+  DeviceBuffer x, h, qkv, attn, gate_up, logits, scratch, io;  // io: token, position, next token
   QuantizedVector hq;
   cudaStream_t stream = nullptr;
   cudaGraphExec_t graph = nullptr;
@@ -57,12 +90,19 @@ struct LlamaDecoder::State {
   }
   void enqueue();  // the step's kernels on `stream`
 
-  // y = W in, through the 8-bit activation kernel when the weights allow and `in_q` holds `in`.
-  void product(const DeviceMatrix& w, const float* in, const QuantizedVector* in_q, float* y) {
+  // y (+)= W in, through the 8-bit activation kernel when the weights allow and `in_q` holds `in`.
+  void product(const DeviceMatrix& w, const float* in, const QuantizedVector* in_q, float* y, bool accumulate = false) {
     if (in_q != nullptr && matvec_quantized_supported(w.type)) {
-      matvec(w, *in_q, y, stream);
+      matvec(w, *in_q, y, stream, accumulate);
     } else {
-      matvec(w, in, y, stream);
+      matvec(w, in, y, stream, accumulate);
+    }
+  }
+  // Products of stacked matrices: consecutive row ranges of y.
+  void products(const std::vector<DeviceMatrix>& ws, const float* in, const QuantizedVector* in_q, float* y) {
+    for (const DeviceMatrix& w : ws) {
+      product(w, in, in_q, y);
+      y += w.n_out;
     }
   }
   const QuantizedVector* quantized(const float* in, int64_t n, bool wanted) {
@@ -103,15 +143,17 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
     Layer layer;
     layer.attn_norm = upload_floats(w.attn_norm, config.dim, "attn_norm");
     layer.ffn_norm = upload_floats(w.ffn_norm, config.dim, "ffn_norm");
-    if (w.bq != nullptr) layer.bq = upload_floats(w.bq, q_dim, "bq");
-    if (w.bk != nullptr) layer.bk = upload_floats(w.bk, kv_dim, "bk");
-    if (w.bv != nullptr) layer.bv = upload_floats(w.bv, kv_dim, "bv");
-    layer.wq = upload(w.wq, q_dim, config.dim, name + "wq");
-    layer.wk = upload(w.wk, kv_dim, config.dim, name + "wk");
-    layer.wv = upload(w.wv, kv_dim, config.dim, name + "wv");
+    if (w.bq != nullptr || w.bk != nullptr || w.bv != nullptr) {
+      std::vector<float> bias(size_t(q_dim + 2 * kv_dim), 0.0f);
+      if (w.bq != nullptr) std::copy(w.bq, w.bq + q_dim, bias.begin());
+      if (w.bk != nullptr) std::copy(w.bk, w.bk + kv_dim, bias.begin() + q_dim);
+      if (w.bv != nullptr) std::copy(w.bv, w.bv + kv_dim, bias.begin() + q_dim + kv_dim);
+      layer.bias = upload_floats(bias.data(), int64_t(bias.size()), "q/k/v biases");
+    }
+    layer.qkv = upload_stacked({w.wq, w.wk, w.wv}, {q_dim, kv_dim, kv_dim}, config.dim, name + "wq/wk/wv");
     layer.wo = upload(w.wo, config.dim, q_dim, name + "wo");
-    layer.w_gate = upload(w.w_gate, config.ffn_dim, config.dim, name + "w_gate");
-    layer.w_up = upload(w.w_up, config.ffn_dim, config.dim, name + "w_up");
+    layer.gate_up = upload_stacked({w.w_gate, w.w_up}, {config.ffn_dim, config.ffn_dim}, config.dim,
+                                   name + "w_gate/w_up");
     layer.w_down = upload(w.w_down, config.dim, config.ffn_dim, name + "w_down");
     layer.k_cache = DeviceBuffer(kv_bytes);
     layer.v_cache = DeviceBuffer(kv_bytes);
@@ -120,12 +162,9 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
   const auto floats = [](int64_t n) { return DeviceBuffer(size_t(n) * 4); };
   s.x = floats(config.dim);
   s.h = floats(config.dim);
-  s.q = floats(q_dim);
-  s.k = floats(kv_dim);
-  s.v = floats(kv_dim);
+  s.qkv = floats(q_dim + 2 * kv_dim);
   s.attn = floats(q_dim);
-  s.gate = floats(config.ffn_dim);
-  s.up = floats(config.ffn_dim);
+  s.gate_up = floats(2 * config.ffn_dim);
   s.logits = floats(config.vocab_size);
   s.scratch = floats(int64_t(attention_scratch_floats(s.shape, config.max_positions)));
   s.io = DeviceBuffer(3 * sizeof(int32_t));
@@ -149,32 +188,27 @@ void LlamaDecoder::State::enqueue() {
   int32_t* next = io.as<int32_t>() + 2;
   float* xp = x.as<float>();
   float* hp = h.as<float>();
+  float* q = qkv.as<float>();
+  float* k = q + q_dim;
+  float* v = k + kv_dim;
+  float* gate = gate_up.as<float>();
+  float* up = gate + c.ffn_dim;
   const float* freq = inv_freq.as<float>();
   embedding(token_embd, token, 1, xp, stream);                                      // x [dim]
   for (Layer& layer : layers) {
     rms_norm(xp, layer.attn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);   // h [dim]
-    const QuantizedVector* hq_in = quantized(hp, c.dim, true);
-    product(layer.wq, hp, hq_in, q.as<float>());                                    // q [q_dim]
-    product(layer.wk, hp, hq_in, k.as<float>());                                    // k [kv_dim]
-    product(layer.wv, hp, hq_in, v.as<float>());                                    // v [kv_dim]
-    if (layer.bq.data() != nullptr) add(q.as<float>(), layer.bq.as<float>(), q_dim, stream);
-    if (layer.bk.data() != nullptr) add(k.as<float>(), layer.bk.as<float>(), kv_dim, stream);
-    if (layer.bv.data() != nullptr) add(v.as<float>(), layer.bv.as<float>(), kv_dim, stream);
-    rope(q.as<float>(), 1, c.n_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);
-    rope(k.as<float>(), 1, c.n_kv_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);
-    store_kv(k.as<float>(), v.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, kv_dim, pos,
-             c.max_positions, stream);
-    attention_decode(q.as<float>(), layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos,
-                     c.max_positions, shape, scratch.as<float>(), attn.as<float>(), stream);  // attn [q_dim]
-    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, true), hp);  // h [dim]
-    add(xp, hp, c.dim, stream);                                                     // x += attention
+    products(layer.qkv, hp, quantized(hp, c.dim, true), q);                         // [q | k | v]
+    if (layer.bias.data() != nullptr) add(q, layer.bias.as<float>(), q_dim + 2 * kv_dim, stream);
+    rope(q, 1, c.n_heads + c.n_kv_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);  // q and k
+    store_kv(k, v, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, kv_dim, pos, c.max_positions,
+             stream);
+    attention_decode(q, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos, c.max_positions, shape,
+                     scratch.as<float>(), attn.as<float>(), stream);                // attn [q_dim]
+    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, true), xp, true);  // x += wo attn
     rms_norm(xp, layer.ffn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
-    const QuantizedVector* fq = quantized(hp, c.dim, true);
-    product(layer.w_gate, hp, fq, gate.as<float>());                                // gate [ffn]
-    product(layer.w_up, hp, fq, up.as<float>());                                    // up [ffn]
-    silu_mul(gate.as<float>(), up.as<float>(), c.ffn_dim, stream);
-    product(layer.w_down, gate.as<float>(), quantized(gate.as<float>(), c.ffn_dim, true), hp);
-    add(xp, hp, c.dim, stream);                                                     // x += mlp
+    products(layer.gate_up, hp, quantized(hp, c.dim, true), gate);                  // [gate | up]
+    silu_mul(gate, up, c.ffn_dim, stream);
+    product(layer.w_down, gate, quantized(gate, c.ffn_dim, true), xp, true);        // x += w_down mlp
   }
   rms_norm(xp, output_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
   product(output, hp, quantized(hp, c.dim, true), logits.as<float>());             // logits [vocab]

@@ -334,7 +334,7 @@ struct Q6KFormat {
 // Block b: rows [b * kRows, ...); warp w takes the pieces w * 32 + lane, + 128, ... of every row.
 template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, const float* __restrict__ x,
-                                                                     float* __restrict__ y) {
+                                                                     float* __restrict__ y, bool accumulate) {
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -362,7 +362,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, c
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerBlock; ++w) sum += partial[w][threadIdx.x];
-    y[first_row + threadIdx.x] = sum;
+    y[first_row + threadIdx.x] = accumulate ? y[first_row + threadIdx.x] + sum : sum;
   }
 }
 
@@ -405,14 +405,14 @@ int grid_for(int64_t total, int threads) {
 
 }  // namespace
 
-void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream) {
+void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream, bool accumulate) {
   check_matrix(w);
   if (x == nullptr || y == nullptr) detail::fail_argument("matvec: expected device vectors, found a null pointer");
   const Matrix m = view(w);
   dispatch(w.type, [&](auto format) {
     using Format = decltype(format);
     const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
-    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, x, y);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, x, y, accumulate);
   });
   detail::check_launch("matvec");
 }

@@ -176,7 +176,8 @@ struct Q6K {
 };
 
 template <typename Format>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y,
+                                                                          bool accumulate) {
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -204,7 +205,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerBlock; ++w) sum += partial[w][threadIdx.x];
-    y[first_row + threadIdx.x] = sum;
+    y[first_row + threadIdx.x] = accumulate ? y[first_row + threadIdx.x] + sum : sum;
   }
 }
 
@@ -257,7 +258,7 @@ bool matvec_quantized_supported(DType type) {
   return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K;
 }
 
-void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream) {
+void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream, bool accumulate) {
   check_matrix(w);
   if (x.size() != w.n_in) {
     detail::fail_argument("matvec: expected " + std::to_string(w.n_in) + " quantized activations, found " +
@@ -271,7 +272,7 @@ void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream st
   const auto launch = [&](auto format) {
     using Format = decltype(format);
     const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
-    matvec_int8_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y);
+    matvec_int8_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y, accumulate);
   };
   switch (w.type) {
     case DType::Q8_0: launch(Q8{}); break;
