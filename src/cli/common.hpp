@@ -33,6 +33,8 @@ Command add_pull(CLI::App& app);
 Command add_list(CLI::App& app);
 Command add_show(CLI::App& app);
 Command add_rm(CLI::App& app);
+Command add_route(CLI::App& app);
+Command add_capture(CLI::App& app);
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);
