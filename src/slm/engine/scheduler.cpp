@@ -63,7 +63,7 @@ struct Scheduler::Impl {
         options(checked(model->config(), o)),
         vocab(model->config().vocab_size),
         cache(model->config(), (options.kv_tokens + options.block_size - 1) / options.block_size, options.block_size),
-        forward(model, options.max_batch_tokens) {
+        forward(model, options.max_batch_tokens, options.n_ctx) {
     stats.kv_blocks_total = cache.n_blocks();
     thread = std::thread([this] { run(); });
   }
