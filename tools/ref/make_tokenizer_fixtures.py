@@ -21,6 +21,10 @@ usage: make_tokenizer_fixtures.py --out OUT_DIR [--train-text FILE ...] [NAME=PA
                        false) and decoder, as newer transformers saves Llama and Mistral files
                        (legacy false)
    (its tokenizer.json is not written: the parity test derives it the same way.)
+   With --spm-unigram, also trains a SentencePiece Unigram model with sentencepiece's default
+   normalization (nmt_nfkc: a precompiled character map, extra whitespace removed, dummy prefix)
+   and byte fallback, and writes OUT_DIR/spm_unigram_small.json (pieces, scores, types, the
+   character map in base64, the normalizer flags) and OUT_DIR/expected_spm_unigram_small.jsonl.
 2. Runs tokenizer_ref.py's encoding over the corpus for those two and for every NAME=PATH given,
    writing OUT_DIR/expected_NAME.jsonl.
 """
@@ -168,6 +172,51 @@ def train_spm(lines, texts, out):
     print(f"sentencepiece {spm.__version__}: {n} strings, vocab {sp.get_piece_size()}, spm_bpe_small")
 
 
+def train_spm_unigram(lines, texts, out):
+    import base64
+    import tempfile
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    work = tempfile.mkdtemp()
+    src = os.path.join(work, "train.txt")
+    with open(src, "w", encoding="utf-8") as f:
+        for l in lines:
+            if "\n" not in l and "\r" not in l:
+                f.write(l + "\n")
+    spm.SentencePieceTrainer.train(
+        input=src, model_prefix=os.path.join(work, "u"), model_type="unigram", vocab_size=800,
+        byte_fallback=True, character_coverage=0.995, num_threads=1, max_sentence_length=1 << 20,
+        hard_vocab_limit=False, minloglevel=2)
+    proto = pb.ModelProto()
+    with open(os.path.join(work, "u.model"), "rb") as f:
+        proto.ParseFromString(f.read())
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(work, "u.model"))
+    pieces = [[p.piece, p.score, int(p.type)] for p in proto.pieces]  # types: 1 normal .. 6 byte
+    ns = proto.normalizer_spec
+    meta = {"pieces": pieces, "bos_id": sp.bos_id(), "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
+            "normalizer": ns.name, "add_dummy_prefix": ns.add_dummy_prefix,
+            "remove_extra_whitespaces": ns.remove_extra_whitespaces, "escape_whitespaces": ns.escape_whitespaces,
+            "precompiled_charsmap": base64.b64encode(ns.precompiled_charsmap).decode("ascii"),
+            "sentencepiece": spm.__version__}
+    with open(os.path.join(out, "spm_unigram_small.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, ensure_ascii=False)
+    n = 0
+    with open(os.path.join(out, "expected_spm_unigram_small.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            ids = sp.encode(text)
+            f.write(json.dumps({"text": text, "ids": ids, "decoded": sp.decode(ids),
+                                "normalized": sp.normalize(text) if hasattr(sp, "normalize") else None},
+                               ensure_ascii=False) + "\n")
+            n += 1
+    print(f"sentencepiece {spm.__version__}: {n} strings, vocab {sp.get_piece_size()}, spm_unigram_small, "
+          f"charsmap {len(ns.precompiled_charsmap)} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -175,6 +224,7 @@ def main():
     ap.add_argument("--train-text", nargs="*", default=[])
     ap.add_argument("--spm", action="store_true")
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--spm-unigram", action="store_true")
     ap.add_argument("--variants", default="")
     ap.add_argument("refs", nargs="*")
     a = ap.parse_args()
@@ -184,6 +234,8 @@ def main():
     lines = read_lines(a.train_text, texts)
     if a.spm:
         train_spm(lines, texts, a.out)
+    if a.spm_unigram:
+        train_spm_unigram(lines, texts, a.out)
     todo = []
     for name, make in () if a.no_train else (("unigram_small", train_unigram), ("o200k_small", train_o200k)):
         tok = make(lines)

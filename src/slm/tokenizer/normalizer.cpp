@@ -121,7 +121,140 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
   return out;
 }
 
+// SentencePiece's precompiled character map: a little-endian u32 with the trie's size in bytes,
+// the trie (u32 units of a double array), then NUL-terminated replacement strings.
+struct Charsmap {
+  std::string_view trie;  // bytes, a multiple of 4
+  std::string_view replacements;
+
+  explicit Charsmap(std::string_view blob) {
+    if (blob.size() < 4) fail(ErrorKind::format, "expected a precompiled character map of at least 4 bytes, found {}", blob.size());
+    const uint32_t size = uint32_t(uint8_t(blob[0])) | uint32_t(uint8_t(blob[1])) << 8 | uint32_t(uint8_t(blob[2])) << 16 |
+                          uint32_t(uint8_t(blob[3])) << 24;
+    if (size % 4 != 0 || size == 0 || size > blob.size() - 4) {
+      fail(ErrorKind::format, "precompiled character map: trie of {} bytes does not fit in {} bytes", size, blob.size() - 4);
+    }
+    trie = blob.substr(4, size);
+    replacements = blob.substr(4 + size);
+  }
+  uint32_t unit(uint32_t index) const {
+    const size_t at = size_t(index) * 4;
+    if (at + 4 > trie.size()) return 0xFFFFFFFFu;  // outside: matches no label
+    return uint32_t(uint8_t(trie[at])) | uint32_t(uint8_t(trie[at + 1])) << 8 | uint32_t(uint8_t(trie[at + 2])) << 16 |
+           uint32_t(uint8_t(trie[at + 3])) << 24;
+  }
+  static uint32_t base(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
+  static uint32_t label(uint32_t u) { return u & ((1u << 31) | 0xFFu); }
+  static bool leaf(uint32_t u) { return ((u >> 8) & 1u) != 0; }
+  static uint32_t value(uint32_t u) { return u & ((1u << 31) - 1); }
+
+  // Appends the normalization of `text` to `out`.
+  void apply(std::string_view text, std::string& out) const {
+    size_t i = 0;
+    while (i < text.size()) {
+      size_t best_length = 0;
+      uint32_t best_value = 0;
+      uint32_t node = base(unit(0));
+      for (size_t j = i; j < text.size(); ++j) {
+        const auto c = static_cast<uint8_t>(text[j]);
+        if (c == 0) break;
+        node ^= c;
+        const uint32_t u = unit(node);
+        if (label(u) != c) break;
+        node ^= base(u);
+        if (leaf(u)) {
+          best_length = j - i + 1;
+          best_value = value(unit(node));
+        }
+      }
+      if (best_length > 0 && best_value < replacements.size()) {
+        const size_t end = replacements.find('\0', best_value);
+        out.append(replacements.substr(best_value, end == std::string_view::npos ? std::string_view::npos : end - best_value));
+        i += best_length;
+        continue;
+      }
+      const utf8::Seq seq = utf8::classify(text.substr(i));
+      if (seq.kind == utf8::SeqKind::valid) {
+        out.append(text.substr(i, seq.length));
+        i += seq.length;
+      } else {
+        out.append("\xEF\xBF\xBD");
+        i += 1;
+      }
+    }
+  }
+};
+
+constexpr std::string_view kSpace = "\xE2\x96\x81";
+
+// llama.cpp's reading of SentencePiece's whitespace options.
+std::string sentencepiece_spaces(std::string_view text, bool prepend, bool merge) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  bool prepended = false;
+  bool in_word = false;
+  for (char c : text) {
+    if (c != ' ') {
+      if (!in_word) {
+        in_word = true;
+        if ((prepend && !prepended) || merge) {
+          out.append(kSpace);
+          prepended = true;
+        }
+      }
+      out.push_back(c);
+    } else {
+      in_word = false;
+      if (!merge) out.append(kSpace);
+    }
+  }
+  return out;
+}
+
+constexpr std::string_view kBase64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 }  // namespace
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+    if (i + 1 < bytes.size()) v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
+    if (i + 2 < bytes.size()) v |= uint32_t(uint8_t(bytes[i + 2]));
+    out.push_back(kBase64[(v >> 18) & 63]);
+    out.push_back(kBase64[(v >> 12) & 63]);
+    out.push_back(i + 1 < bytes.size() ? kBase64[(v >> 6) & 63] : '=');
+    out.push_back(i + 2 < bytes.size() ? kBase64[v & 63] : '=');
+  }
+  return out;
+}
+
+std::string base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) fail(ErrorKind::format, "expected base64 text of a length divisible by 4, found {}", text.size());
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    uint32_t v = 0;
+    int pad = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      const char c = text[i + k];
+      uint32_t d = 0;
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        ++pad;
+      } else {
+        const size_t at = kBase64.find(c);
+        if (at == std::string_view::npos || pad > 0) fail(ErrorKind::format, "expected base64, found '{}' at {}", c, i + k);
+        d = uint32_t(at);
+      }
+      v = v << 6 | d;
+    }
+    out.push_back(char(v >> 16));
+    if (pad < 2) out.push_back(char((v >> 8) & 0xFF));
+    if (pad < 1) out.push_back(char(v & 0xFF));
+  }
+  return out;
+}
 
 Normalizer::Normalizer(std::string_view spec) {
   for (auto& fields : parse_spec_lines(spec)) {
@@ -134,6 +267,17 @@ Normalizer::Normalizer(std::string_view spec) {
     } else if (name == "prepend") {
       expect_fields(fields, 2);
       steps_.push_back({Kind::prepend, fields[1], {}});
+    } else if (name == "precompiled") {
+      expect_fields(fields, 2);
+      std::string blob = base64_decode(fields[1]);
+      Charsmap check(blob);  // validates the layout
+      steps_.push_back({Kind::precompiled, std::move(blob), {}});
+    } else if (name == "sentencepiece_spaces") {
+      expect_fields(fields, 3);
+      for (size_t k = 1; k < 3; ++k) {
+        if (fields[k] != "0" && fields[k] != "1") fail(ErrorKind::format, "expected 0 or 1 in sentencepiece_spaces, found '{}'", fields[k]);
+      }
+      steps_.push_back({Kind::sentencepiece_spaces, fields[1], fields[2]});
     } else if (name == "replace") {
       expect_fields(fields, 3);
       if (fields[1].empty()) fail(ErrorKind::format, "expected a non-empty pattern in the normalizer step 'replace'");
@@ -147,6 +291,7 @@ Normalizer::Normalizer(std::string_view spec) {
 bool Normalizer::prepends(std::string_view text) const {
   for (const Step& s : steps_) {
     if (s.kind == Kind::prepend && s.a == text) return true;
+    if (s.kind == Kind::sentencepiece_spaces && s.a == "1" && text == kSpace) return true;
   }
   return false;
 }
@@ -181,6 +326,16 @@ std::string Normalizer::apply(std::string_view text) const {
         break;
       case Kind::replace:
         if (s.find(step.a) != std::string::npos) s = replace_all(s, step.a, step.b);
+        break;
+      case Kind::precompiled: {
+        std::string out;
+        out.reserve(s.size() + 8);
+        Charsmap(step.a).apply(s, out);
+        s = std::move(out);
+        break;
+      }
+      case Kind::sentencepiece_spaces:
+        s = sentencepiece_spaces(s, step.a == "1", step.b == "1");
         break;
     }
   }

@@ -7,6 +7,12 @@
 //   lowercase                    full lowercase mapping
 //   prepend<TAB>TEXT             TEXT before any non-empty text (Hugging Face Prepend)
 //   replace<TAB>FROM<TAB>TO      every FROM becomes TO (Hugging Face Replace with a String pattern)
+//   precompiled<TAB>BASE64       SentencePiece's precompiled character map (a double-array trie
+//                                of byte strings and their replacements), longest match first;
+//                                text it does not map passes through, invalid bytes become U+FFFD
+//   sentencepiece_spaces<TAB>P<TAB>M  spaces become ▁ as SentencePiece (and llama.cpp) do: with M
+//                                set, runs of spaces collapse, leading and trailing ones go, and
+//                                each word gets one ▁; with P set, ▁ goes before the first word
 //
 // Split steps (TokenizerData::pre_split), applied in order to the normalized text between added
 // tokens:
@@ -42,7 +48,7 @@ class Normalizer {
   bool prepends(std::string_view text) const;
 
  private:
-  enum class Kind { nfc, nfkc, nfd, nfkd, lowercase, prepend, replace };
+  enum class Kind { nfc, nfkc, nfd, nfkd, lowercase, prepend, replace, precompiled, sentencepiece_spaces };
   struct Step {
     Kind kind;
     std::string a;
@@ -50,6 +56,11 @@ class Normalizer {
   };
   std::vector<Step> steps_;
 };
+
+// Base64 (RFC 4648, with padding) for binary data kept in text specs.
+std::string base64_encode(std::string_view bytes);
+// Throws Error(format) on a character outside the alphabet or a bad length.
+std::string base64_decode(std::string_view text);
 
 class PieceSplitter {
  public:

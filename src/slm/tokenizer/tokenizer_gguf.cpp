@@ -1,5 +1,6 @@
 // Tokenizer data to and from GGUF metadata, under the keys llama.cpp reads and writes; and
 // Tokenizer::load, which tells a GGUF file from a tokenizer.json or a model folder.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -45,6 +46,7 @@ constexpr const char* kScores = "tokenizer.ggml.scores";
 constexpr const char* kScores64 = "tokenizer.slm.scores_f64";
 constexpr const char* kAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
 constexpr const char* kCharsmap = "tokenizer.ggml.precompiled_charsmap";
+constexpr const char* kRemoveExtraSpaces = "tokenizer.ggml.remove_extra_whitespaces";
 constexpr const char* kSplit = "tokenizer.slm.pre_split";
 constexpr const char* kDecoder = "tokenizer.slm.decoder";
 constexpr const char* kByteFallback = "tokenizer.slm.byte_fallback";
@@ -61,7 +63,6 @@ std::string default_normalizer(bool add_space_prefix) {
 std::string default_decoder(bool add_space_prefix) {
   return "replace\t" + std::string(kSpace) + "\t \nbyte_fallback\nfuse" + (add_space_prefix ? "\nstrip\t \t1\t0" : "");
 }
-bool default_byte_fallback(const std::string& model) { return model == "llama"; }
 
 bool puts_space_prefix(const TokenizerData& data) {
   if (Normalizer(data.normalizer).prepends(std::string(kSpace))) return true;
@@ -182,15 +183,31 @@ TokenizerData data_from_gguf_sentencepiece(const gguf::File& file, TokenizerData
   read_specials(file, data);
   const bool space_prefix = file.get_bool(kAddSpacePrefix).value_or(true);
   const auto normalizer = file.get_string(kNormalizer);
-  if (!normalizer) {
+  if (normalizer) {
+    data.normalizer = *normalizer;
+  } else if (data.model == "llama") {
+    data.normalizer = default_normalizer(space_prefix);
+  } else {
+    // A Unigram GGUF as llama.cpp's converter writes it: SentencePiece's character map, then its
+    // whitespace rules; control, unused, byte and unknown pieces are never matched in text.
+    std::string spec;
     if (const gguf::Value* charsmap = file.find(kCharsmap); charsmap != nullptr && !charsmap->as_array().items.empty()) {
-      fail(ErrorKind::unsupported, "{}: a SentencePiece normalizer given as {} is not supported", file.path(), kCharsmap);
+      std::string blob;
+      for (const auto& item : charsmap->as_array().items) blob.push_back(char(uint8_t(item.as_int())));
+      spec = spec_line({"precompiled", base64_encode(blob)}) + "\n";
+    }
+    const bool merge = file.get_bool(kRemoveExtraSpaces).value_or(false);
+    data.normalizer = spec + spec_line({"sentencepiece_spaces", space_prefix ? "1" : "0", merge ? "1" : "0"});
+    for (size_t id = 0; id < n; ++id) {
+      const TokenType t = data.types[id];
+      if (t != TokenType::normal && t != TokenType::user_defined) data.scores[id] = std::numeric_limits<double>::quiet_NaN();
     }
   }
-  data.normalizer = normalizer.value_or(default_normalizer(space_prefix));
   data.pre_split = file.get_string(kSplit).value_or("");
   data.decoder = file.get_string(kDecoder).value_or(default_decoder(space_prefix));
-  data.byte_fallback = file.get_bool(kByteFallback).value_or(default_byte_fallback(data.model));
+  // SentencePiece falls back to bytes exactly when the vocabulary has byte pieces.
+  const bool has_bytes = std::find(data.types.begin(), data.types.end(), TokenType::byte) != data.types.end();
+  data.byte_fallback = file.get_bool(kByteFallback).value_or(data.model == "llama" || has_bytes);
   // llama.cpp's defaults: SentencePiece BPE adds BOS, T5's Unigram adds EOS.
   data.add_bos = file.get_bool(kAddBos).value_or(data.model == "llama") && data.bos_id >= 0;
   data.add_eos = file.get_bool(kAddEos).value_or(data.model == "t5") && data.eos_id >= 0;
@@ -313,10 +330,14 @@ void write_gguf_sentencepiece(const TokenizerData& data, gguf::Writer& writer) {
   const bool space_prefix = puts_space_prefix(data);
   writer.set(kAddSpacePrefix, gguf::Value::of_bool(space_prefix));
   if (!data.chat_template.empty()) writer.set(kChatTemplate, gguf::Value::of_string(data.chat_template));
-  if (data.normalizer != default_normalizer(space_prefix)) writer.set(kNormalizer, gguf::Value::of_string(data.normalizer));
+  // A Unigram file always names its normalizer: without it, readers take llama.cpp's rules.
+  if (data.model == "t5" || data.normalizer != default_normalizer(space_prefix)) {
+    writer.set(kNormalizer, gguf::Value::of_string(data.normalizer));
+  }
   if (!data.pre_split.empty()) writer.set(kSplit, gguf::Value::of_string(data.pre_split));
   if (data.decoder != default_decoder(space_prefix)) writer.set(kDecoder, gguf::Value::of_string(data.decoder));
-  if (data.byte_fallback != default_byte_fallback(data.model)) writer.set(kByteFallback, gguf::Value::of_bool(data.byte_fallback));
+  const bool has_bytes = std::find(data.types.begin(), data.types.end(), TokenType::byte) != data.types.end();
+  if (data.byte_fallback != (data.model == "llama" || has_bytes)) writer.set(kByteFallback, gguf::Value::of_bool(data.byte_fallback));
   if (const auto flags = added_flags(data); !flags.empty()) writer.set(kAddedFlags, gguf::Value::of_i32s(flags));
 }
 
