@@ -111,11 +111,19 @@ inline __m128i iq4_table() {
 
 inline void store(int8_t* q, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), v); }
 
-inline void set_unit(float* sc, float d_lo, float d_hi, float m_lo, float m_hi) {
+// Scales and minimums of a unit: fields 0..3 (scale of the first half, of the second, minimum of the
+// first, of the second) lie `stride` floats apart, so a row's units hold each field contiguously.
+inline void set_unit(float* sc, int64_t stride, float d_lo, float d_hi, float m_lo, float m_hi) {
   sc[0] = d_lo;
-  sc[1] = d_hi;
-  sc[2] = m_lo;
-  sc[3] = m_hi;
+  sc[stride] = d_hi;
+  sc[2 * stride] = m_lo;
+  sc[3 * stride] = m_hi;
+}
+
+// The same for formats with one scale and minimum per unit (fields 1 and 3 are not read).
+inline void set_unit2(float* sc, int64_t stride, float d, float m) {
+  sc[0] = d;
+  sc[2 * stride] = m;
 }
 
 // ---- decoders: one block of the format into kElems / 32 units (values q, and per unit
@@ -124,64 +132,64 @@ inline void set_unit(float* sc, float d_lo, float d_hi, float m_lo, float m_hi) 
 struct Q8_0 {
   static constexpr int64_t kElems = 32, kBytes = 34;
   static constexpr bool kSigned = true, kMin = false, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     store(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)));
     const float d = f16_at(b);
-    set_unit(sc, d, d, 0, 0);
+    set_unit2(sc, stride, d, 0);
   }
 };
 
 struct Q4_0 {
   static constexpr int64_t kElems = 32, kBytes = 18;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     store(q, nibbles(b + 2));
     const float d = f16_at(b);
-    set_unit(sc, d, d, -8 * d, -8 * d);
+    set_unit2(sc, stride, d, -8 * d);
   }
 };
 
 struct Q4_1 {
   static constexpr int64_t kElems = 32, kBytes = 20;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     store(q, nibbles(b + 4));
     const float d = f16_at(b), m = f16_at(b + 2);
-    set_unit(sc, d, d, m, m);
+    set_unit2(sc, stride, d, m);
   }
 };
 
 struct Q5_0 {
   static constexpr int64_t kElems = 32, kBytes = 22;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     uint32_t qh;
     std::memcpy(&qh, b + 2, 4);
     store(q, _mm256_or_si256(nibbles(b + 6), bit4_of(qh)));
     const float d = f16_at(b);
-    set_unit(sc, d, d, -16 * d, -16 * d);
+    set_unit2(sc, stride, d, -16 * d);
   }
 };
 
 struct Q5_1 {
   static constexpr int64_t kElems = 32, kBytes = 24;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     uint32_t qh;
     std::memcpy(&qh, b + 4, 4);
     store(q, _mm256_or_si256(nibbles(b + 8), bit4_of(qh)));
     const float d = f16_at(b), m = f16_at(b + 2);
-    set_unit(sc, d, d, m, m);
+    set_unit2(sc, stride, d, m);
   }
 };
 
 struct IQ4_NL {
   static constexpr int64_t kElems = 32, kBytes = 18;
   static constexpr bool kSigned = true, kMin = false, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     store(q, table_lookup(b + 2, iq4_table()));
     const float d = f16_at(b);
-    set_unit(sc, d, d, 0, 0);
+    set_unit2(sc, stride, d, 0);
   }
 };
 
@@ -199,7 +207,7 @@ inline void k_scale_min(const uint8_t* p, int s, int* scale, int* min) {
 struct Q4_K {
   static constexpr int64_t kElems = 256, kBytes = 144;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const __m256i m = _mm256_set1_epi8(15);
     for (int c = 0; c < 4; ++c) {
@@ -210,7 +218,7 @@ struct Q4_K {
     for (int s = 0; s < 8; ++s) {
       int scale, min;
       k_scale_min(b + 4, s, &scale, &min);
-      set_unit(sc + 4 * s, d * float(scale), d * float(scale), -dmin * float(min), -dmin * float(min));
+      set_unit2(sc + s, stride, d * float(scale), -dmin * float(min));
     }
   }
 };
@@ -218,7 +226,7 @@ struct Q4_K {
 struct Q5_K {
   static constexpr int64_t kElems = 256, kBytes = 176;
   static constexpr bool kSigned = false, kMin = true, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const float d = f16_at(b), dmin = f16_at(b + 2);
     const __m256i m = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
@@ -233,7 +241,7 @@ struct Q5_K {
     for (int s = 0; s < 8; ++s) {
       int scale, min;
       k_scale_min(b + 4, s, &scale, &min);
-      set_unit(sc + 4 * s, d * float(scale), d * float(scale), -dmin * float(min), -dmin * float(min));
+      set_unit2(sc + s, stride, d * float(scale), -dmin * float(min));
     }
   }
 };
@@ -242,7 +250,7 @@ struct Q5_K {
 struct Q6_K {
   static constexpr int64_t kElems = 256, kBytes = 210;
   static constexpr bool kSigned = false, kMin = true, kHalves = true;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const uint8_t* ql = b;
     const uint8_t* qh = b + 128;
     const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
@@ -261,7 +269,7 @@ struct Q6_K {
     }
     for (int s = 0; s < 8; ++s) {
       const float lo = d * float(scales[2 * s]), hi = d * float(scales[2 * s + 1]);
-      set_unit(sc + 4 * s, lo, hi, -32 * lo, -32 * hi);
+      set_unit(sc + s, stride, lo, hi, -32 * lo, -32 * hi);
     }
   }
 };
@@ -270,7 +278,7 @@ struct Q6_K {
 struct Q2_K {
   static constexpr int64_t kElems = 256, kBytes = 84;
   static constexpr bool kSigned = false, kMin = true, kHalves = true;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const uint8_t* scales = b;
     const float d = f16_at(b + 80), dmin = f16_at(b + 82);
     const __m256i m2 = _mm256_set1_epi8(3);
@@ -282,7 +290,7 @@ struct Q2_K {
     }
     for (int s = 0; s < 8; ++s) {
       const int lo = scales[2 * s], hi = scales[2 * s + 1];
-      set_unit(sc + 4 * s, d * float(lo & 15), d * float(hi & 15), -dmin * float(lo >> 4), -dmin * float(hi >> 4));
+      set_unit(sc + s, stride, d * float(lo & 15), d * float(hi & 15), -dmin * float(lo >> 4), -dmin * float(hi >> 4));
     }
   }
 };
@@ -292,7 +300,7 @@ struct Q2_K {
 struct Q3_K {
   static constexpr int64_t kElems = 256, kBytes = 110;
   static constexpr bool kSigned = false, kMin = true, kHalves = true;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const uint8_t* packed = b + 96;
     const float d = f16_at(b + 108);
     const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
@@ -314,7 +322,7 @@ struct Q3_K {
         const int high = (packed[8 + e % 4] >> (2 * (e / 4))) & 3;
         v[i] = d * float((low | (high << 4)) - 32);
       }
-      set_unit(sc + 4 * s, v[0], v[1], -4 * v[0], -4 * v[1]);
+      set_unit(sc + s, stride, v[0], v[1], -4 * v[0], -4 * v[1]);
     }
   }
 };
@@ -322,7 +330,7 @@ struct Q3_K {
 struct IQ4_XS {
   static constexpr int64_t kElems = 256, kBytes = 136;
   static constexpr bool kSigned = true, kMin = false, kHalves = false;
-  static void decode(const uint8_t* b, int8_t* q, float* sc) {
+  static void decode(const uint8_t* b, int8_t* q, float* sc, int64_t stride) {
     const float d = f16_at(b);
     const int scales_h = b[2] | (b[3] << 8);
     const __m128i table = iq4_table();
@@ -330,19 +338,20 @@ struct IQ4_XS {
       store(q + 32 * s, table_lookup(b + 8 + 16 * s, table));
       const int ls = ((b[4 + s / 2] >> (4 * (s % 2))) & 15) | (((scales_h >> (2 * s)) & 3) << 4);
       const float dl = d * float(ls - 32);
-      set_unit(sc + 4 * s, dl, dl, 0, 0);
+      set_unit2(sc + s, stride, dl, 0);
     }
   }
 };
 
 // ---- activations ----
 
-// Rounds n values (a multiple of 32) to int8 blocks: d[b] = max|x| / 127, q = round(x / d); s[2b],
-// s[2b + 1] = d * (sum of q over each 16-element half) / 4.
+// Rounds n values (a multiple of 32) to int8 blocks: d[b] = max|x| / 127, q = round(x / d); s holds
+// three rows of n / 32 floats: d * (sum of q) over each block, over its first half, its second half.
 void quantize_activations(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  const int64_t n_units = n / kUnit;
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int64_t b = 0; b < n / kUnit; ++b) {
+  for (int64_t b = 0; b < n_units; ++b) {
     const float* xb = x + b * kUnit;
     __m256 v[4];
     for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
@@ -358,45 +367,45 @@ void quantize_activations(const float* x, int64_t n, int8_t* q, float* d, float*
     const __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
     store(q + b * kUnit, _mm256_permutevar8x32_epi32(p8, order));
     d[b] = scale;
-    s[2 * b] = scale * float(hsum_i32(_mm256_add_epi32(iv[0], iv[1]))) * 0.25f;
-    s[2 * b + 1] = scale * float(hsum_i32(_mm256_add_epi32(iv[2], iv[3]))) * 0.25f;
+    const float lo = scale * float(hsum_i32(_mm256_add_epi32(iv[0], iv[1])));
+    const float hi = scale * float(hsum_i32(_mm256_add_epi32(iv[2], iv[3])));
+    s[b] = lo + hi;
+    s[n_units + b] = lo;
+    s[2 * n_units + b] = hi;
   }
 }
 
-// ---- tiles ----
+// ---- few tokens: rows decoded 256 elements at a time ----
 
 struct Panel {
   const int8_t* q[kRows];
-  const float* sc[kRows];
+  const float* sc[kRows];  // the 4 fields of every unit, n_units apart
 };
 
 struct Acts {
   const int8_t* q;  // n_tokens x n_in
   const float* d;   // n_tokens x n_units
-  const float* s;   // n_tokens x 2 n_units
+  const float* s;   // n_tokens x 3 x n_units (see quantize_activations)
   int64_t n_in, n_units;
 };
 
-// acc[r][c] += products of units [u0, u1) of panel rows r and tokens tok[c].
+// acc[r][c] += products of units [u0, u1) of panel rows r and tokens 0..C-1, without the minimum terms.
+// Each unit's eight int32 lanes are scaled lane-wise (lanes 0..3 hold the first half).
 template <typename F, int C>
-inline void tile_units(const Panel& p, const Acts& a, const int64_t* tok, int64_t u0, int64_t u1,
-                       __m256 (&acc)[kRows][C]) {
+inline void tile_units(const Panel& p, const Acts& a, int64_t u0, int64_t u1, __m256 (&acc)[kRows][C]) {
+  const int64_t f = a.n_units;
   for (int64_t u = u0; u < u1; ++u) {
     __m256i w[kRows], wabs[kRows];
-    __m256 dw[kRows], mw[kRows];
+    __m256 dw[kRows];
     for (int r = 0; r < kRows; ++r) {
       w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.q[r] + u * kUnit));
-      const float* sc = p.sc[r] + 4 * u;
-      dw[r] = halves(sc[0], sc[1]);
-      if constexpr (F::kMin) mw[r] = halves(sc[2], sc[3]);
+      const float* sc = p.sc[r] + u;
+      dw[r] = F::kHalves ? halves(sc[0], sc[f]) : _mm256_set1_ps(sc[0]);
       if constexpr (F::kSigned) wabs[r] = _mm256_sign_epi8(w[r], w[r]);
     }
     for (int c = 0; c < C; ++c) {
-      const int64_t t = tok[c];
-      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + t * a.n_in + u * kUnit));
-      const __m256 da = _mm256_set1_ps(a.d[t * a.n_units + u]);
-      __m256 sa;
-      if constexpr (F::kMin) sa = halves(a.s[2 * (t * a.n_units + u)], a.s[2 * (t * a.n_units + u) + 1]);
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + c * a.n_in + u * kUnit));
+      const __m256 da = _mm256_set1_ps(a.d[c * a.n_units + u]);
       for (int r = 0; r < kRows; ++r) {
         __m256i isum;
         if constexpr (F::kSigned) {
@@ -405,17 +414,30 @@ inline void tile_units(const Panel& p, const Acts& a, const int64_t* tok, int64_
           isum = dot_u8s8(w[r], av);
         }
         acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], da), _mm256_cvtepi32_ps(isum), acc[r][c]);
-        if constexpr (F::kMin) acc[r][c] = _mm256_fmadd_ps(mw[r], sa, acc[r][c]);
       }
     }
   }
 }
 
-template <int C>
-inline void store_tile(const __m256 (&acc)[kRows][C], const int64_t* tok, int64_t first, int64_t rows,
-                       int64_t cols, int64_t n_out, float* y) {
-  for (int c = 0; c < cols; ++c) {
-    for (int r = 0; r < rows; ++r) y[tok[c] * n_out + first + r] = hsum(acc[r][c]);
+// acc[r][c] += the minimum terms of units [u0, u1) (at most 8): lanes are units here, and the final
+// horizontal sum adds them with everything else.
+template <typename F, int C>
+inline void tile_minimums(const Panel& p, const Acts& a, int64_t u0, int64_t u1, __m256 (&acc)[kRows][C]) {
+  if constexpr (F::kMin) {
+    const int64_t f = a.n_units;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(u1 - u0)), lanes);
+    for (int c = 0; c < C; ++c) {
+      const float* s = a.s + 3 * c * a.n_units + u0;
+      const __m256 s0 = _mm256_maskload_ps(F::kHalves ? s + f : s, mask);
+      __m256 s1 = _mm256_setzero_ps();
+      if constexpr (F::kHalves) s1 = _mm256_maskload_ps(s + 2 * f, mask);
+      for (int r = 0; r < kRows; ++r) {
+        const float* m = p.sc[r] + 2 * f + u0;
+        acc[r][c] = _mm256_fmadd_ps(_mm256_maskload_ps(m, mask), s0, acc[r][c]);
+        if constexpr (F::kHalves) acc[r][c] = _mm256_fmadd_ps(_mm256_maskload_ps(m + f, mask), s1, acc[r][c]);
+      }
+    }
   }
 }
 
@@ -431,8 +453,6 @@ void tile_streaming(const uint8_t* const* rows, bool prefetch, size_t ahead, int
     p.q[r] = pq + r * a.n_in;
     p.sc[r] = psc + r * 4 * a.n_units;
   }
-  int64_t tok[C];
-  for (int c = 0; c < C; ++c) tok[c] = c;
   __m256 acc[kRows][C];
   for (auto& row : acc) {
     for (auto& v : row) v = _mm256_setzero_ps();
@@ -447,13 +467,16 @@ void tile_streaming(const uint8_t* const* rows, bool prefetch, size_t ahead, int
         }
       }
       for (int64_t b = b0; b < b1; ++b) {
-        F::decode(rows[r] + b * F::kBytes, pq + r * a.n_in + b * F::kElems,
-                  psc + r * 4 * a.n_units + 4 * b * kUnitsPerBlock);
+        F::decode(rows[r] + b * F::kBytes, pq + r * a.n_in + b * F::kElems, psc + r * 4 * a.n_units + b * kUnitsPerBlock,
+                  a.n_units);
       }
     }
-    tile_units<F, C>(p, a, tok, b0 * kUnitsPerBlock, b1 * kUnitsPerBlock, acc);
+    tile_units<F, C>(p, a, b0 * kUnitsPerBlock, b1 * kUnitsPerBlock, acc);
+    tile_minimums<F, C>(p, a, b0 * kUnitsPerBlock, b1 * kUnitsPerBlock, acc);
   }
-  store_tile<C>(acc, tok, first, count, C, n_out, y);
+  for (int c = 0; c < C; ++c) {
+    for (int r = 0; r < count; ++r) y[c * n_out + first + r] = hsum(acc[r][c]);
+  }
 }
 
 // ---- many tokens: weight rows x groups of 8 tokens, one token per lane ----
@@ -524,14 +547,15 @@ inline void gemm_tile(const int8_t* const* wq, const float* const* wsc, const Gr
       const __m256 da = _mm256_loadu_ps(a.d + at * kLanes);
       const float* sa = a.s + at * 3 * kLanes;
       for (int r = 0; r < R; ++r) {
-        const float* sc = wsc[r] + 4 * u;
+        const float* sc = wsc[r] + u;  // fields a.n_units apart
+        const int64_t f = a.n_units;
         __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(sc[0]), da), _mm256_cvtepi32_ps(lo[r][g]), acc[r][g]);
         if constexpr (F::kHalves) {
-          v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(sc[1]), da), _mm256_cvtepi32_ps(hi[r][g]), v);
-          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2]), _mm256_loadu_ps(sa + kLanes), v);
-          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[3]), _mm256_loadu_ps(sa + 2 * kLanes), v);
+          v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(sc[f]), da), _mm256_cvtepi32_ps(hi[r][g]), v);
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2 * f]), _mm256_loadu_ps(sa + kLanes), v);
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[3 * f]), _mm256_loadu_ps(sa + 2 * kLanes), v);
         } else if constexpr (F::kMin) {
-          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2]), _mm256_loadu_ps(sa), v);
+          v = _mm256_fmadd_ps(_mm256_set1_ps(sc[2 * f]), _mm256_loadu_ps(sa), v);
         } else if constexpr (F::kSigned && SLM_QUANT_VNNI) {  // the 128 added to q
           v = _mm256_fmadd_ps(_mm256_set1_ps(-128.0f * sc[0]), _mm256_loadu_ps(sa), v);
         }
@@ -575,7 +599,8 @@ void tile_grouped(const uint8_t* const* rows, int8_t* pq, float* psc, const Grou
     wq[r] = pq + r * n_in;
     wsc[r] = psc + r * 4 * a.n_units;
     for (int64_t b = 0; b < n_blocks; ++b) {
-      F::decode(rows[r] + b * F::kBytes, pq + r * n_in + b * F::kElems, psc + r * 4 * a.n_units + 4 * b * kUnitsPerBlock);
+      F::decode(rows[r] + b * F::kBytes, pq + r * n_in + b * F::kElems, psc + r * 4 * a.n_units + b * kUnitsPerBlock,
+                a.n_units);
     }
   }
   const int64_t n_groups = (n_tokens + kLanes - 1) / kLanes;
@@ -601,11 +626,8 @@ void group_activations(const Acts& a, int64_t n_tokens, int8_t* q, float* d, flo
         if (t < n_tokens) {
           const int8_t* src = a.q + t * a.n_in + u * kUnit;
           for (int k = 0; k < 8; ++k) std::memcpy(qo + 32 * k + 4 * l, src + 4 * k, 4);
-          const float s_lo = 4 * a.s[2 * (t * a.n_units + u)], s_hi = 4 * a.s[2 * (t * a.n_units + u) + 1];
           dout[l] = a.d[t * a.n_units + u];
-          sout[l] = s_lo + s_hi;
-          sout[kLanes + l] = s_lo;
-          sout[2 * kLanes + l] = s_hi;
+          for (int i = 0; i < 3; ++i) sout[i * kLanes + l] = a.s[(3 * t + i) * a.n_units + u];
         } else {
           for (int k = 0; k < 8; ++k) std::memset(qo + 32 * k + 4 * l, 0, 4);
           dout[l] = sout[l] = sout[kLanes + l] = sout[2 * kLanes + l] = 0.0f;
@@ -690,13 +712,13 @@ void matmul_quant_impl(DType w_type, const uint8_t* w, int64_t n_out, int64_t n_
   thread_local std::vector<int8_t> qx;
   thread_local std::vector<float> dx;
   qx.resize(size_t(n_tokens * n_in));
-  dx.resize(size_t(3 * n_tokens * n_units));
+  dx.resize(size_t(4 * n_tokens * n_units));
   int8_t* q = qx.data();  // the calling thread's buffers: other threads see them through pointers
   float* d = dx.data();
   float* s = d + n_tokens * n_units;
 #pragma omp parallel for schedule(static) if (n_tokens > 1)
   for (int64_t t = 0; t < n_tokens; ++t) {
-    quantize_activations(x + t * n_in, n_in, q + t * n_in, d + t * n_units, s + 2 * t * n_units);
+    quantize_activations(x + t * n_in, n_in, q + t * n_in, d + t * n_units, s + 3 * t * n_units);
   }
   const Acts a{q, d, s, n_in, n_units};
   GroupedActs ga{nullptr, nullptr, nullptr, n_units};
