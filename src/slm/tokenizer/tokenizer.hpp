@@ -77,6 +77,9 @@ class Tokenizer {
   static Tokenizer load(const std::string& path);
   // Reads the tokenizer.ggml.* keys llama.cpp writes; normalizer, ignore_merges and add_prefix_space
   // come from the table entry of tokenizer.ggml.pre unless tokenizer.slm.* keys say otherwise.
+  // "llama" and "t5" files need tokenizer.ggml.scores; without slm keys their pipeline is llama.cpp's
+  // (spaces as ▁, tokenizer.ggml.add_space_prefix, for "t5" the precompiled character map and
+  // tokenizer.ggml.remove_extra_whitespaces).
   static TokenizerData data_from_gguf(const gguf::File& file);
   // Reads tokenizer.json and, if present beside it, tokenizer_config.json (add_bos_token,
   // chat_template, eos_token, ...).
@@ -84,6 +87,10 @@ class Tokenizer {
   // Writes the keys llama.cpp reads (tokenizer.ggml.model/pre/tokens/token_type/merges, the special
   // token ids, add_bos_token/add_eos_token, tokenizer.chat_template) and, only where the data differs
   // from the table entry of `pre`, tokenizer.slm.pre_pattern/normalizer/ignore_merges/add_prefix_space.
+  // "llama" and "t5": tokens, scores (for BPE given by merges, -rank of the merge that makes each
+  // token) and types as llama.cpp's converter writes them, tokenizer.ggml.add_space_prefix, and
+  // tokenizer.slm.normalizer/pre_split/decoder/byte_fallback/scores_f64 where llama.cpp's rules
+  // would differ. Added-token options go to tokenizer.slm.added_token_flags.
   static void write_gguf(const TokenizerData& data, gguf::Writer& writer);
 
   // add_special: add BOS/EOS as the tokenizer's configuration says.
