@@ -155,16 +155,28 @@ void Store::writer_loop() {
     }
     {
       std::lock_guard db_lock(db_mutex_);
+      // A row that fails (a constraint) fails alone: SQLite undoes that statement, the batch goes on.
+      auto report = [this](const char* what) {
+        if (++write_errors_ <= 5 || write_errors_ % 1000 == 0) {
+          fmt::print(stderr, "slm router: log write failed ({} so far): {}\n", write_errors_, what);
+        }
+      };
       try {
         exec(db_, "BEGIN");
-        for (const auto& item : batch) write(item);
+        for (const auto& item : batch) {
+          try {
+            write(item);
+          } catch (const std::exception& e) {
+            report(e.what());
+          }
+        }
         exec(db_, "COMMIT");
       } catch (const std::exception& e) {
         try {
           exec(db_, "ROLLBACK");
         } catch (...) {
         }
-        fmt::print(stderr, "slm router: log write failed: {}\n", e.what());
+        report(e.what());
       }
     }
     {

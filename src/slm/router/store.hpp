@@ -102,6 +102,7 @@ class Store {
   std::condition_variable cv_, flushed_cv_;
   std::deque<Item> queue_;
   uint64_t queued_ = 0, written_ = 0;
+  uint64_t write_errors_ = 0;  // writer thread only
   bool stop_ = false;
   std::thread writer_;
 };
