@@ -187,6 +187,13 @@ struct Charsmap {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";
 
+// Unicode White_Space (Rust's char::is_whitespace).
+bool is_white_space_char(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
 // llama.cpp's reading of SentencePiece's whitespace options.
 std::string sentencepiece_spaces(std::string_view text, bool prepend, bool merge) {
   std::string out;
@@ -267,6 +274,10 @@ Normalizer::Normalizer(std::string_view spec) {
     } else if (name == "prepend") {
       expect_fields(fields, 2);
       steps_.push_back({Kind::prepend, fields[1], {}});
+    } else if (name == "squeeze") {
+      expect_fields(fields, 2);
+      if (fields[1].empty()) fail(ErrorKind::format, "expected a non-empty text in the normalizer step 'squeeze'");
+      steps_.push_back({Kind::squeeze, fields[1], {}});
     } else if (name == "precompiled") {
       expect_fields(fields, 2);
       std::string blob = base64_decode(fields[1]);
@@ -327,6 +338,11 @@ std::string Normalizer::apply(std::string_view text) const {
       case Kind::replace:
         if (s.find(step.a) != std::string::npos) s = replace_all(s, step.a, step.b);
         break;
+      case Kind::squeeze: {
+        const std::string twice = step.a + step.a;
+        while (s.find(twice) != std::string::npos) s = replace_all(s, twice, step.a);
+        break;
+      }
       case Kind::precompiled: {
         std::string out;
         out.reserve(s.size() + 8);
@@ -348,7 +364,9 @@ PieceSplitter::PieceSplitter(std::string_view spec) {
     Step step;
     if (name == "metaspace") {
       expect_fields(fields, 4);
-      if (!steps_.empty()) fail(ErrorKind::unsupported, "a metaspace split step after another split step is not supported");
+      for (const Step& earlier : steps_) {
+        if (earlier.kind == Kind::metaspace) fail(ErrorKind::unsupported, "more than one metaspace split step is not supported");
+      }
       step.kind = Kind::metaspace;
       step.text = fields[1];
       const std::string& scheme = fields[2];
@@ -363,6 +381,10 @@ PieceSplitter::PieceSplitter(std::string_view spec) {
       }
       if (fields[3] != "split" && fields[3] != "whole") fail(ErrorKind::format, "expected 'split' or 'whole' in the metaspace step, found '{}'", fields[3]);
       step.split = fields[3] == "split";
+    } else if (name == "whitespace") {
+      expect_fields(fields, 1);
+      step.kind = Kind::whitespace;
+      step.text = " ";  // unused
     } else if (name == "after" || name == "before" || name == "isolate") {
       expect_fields(fields, 2);
       step.kind = name == "after" ? Kind::after : name == "before" ? Kind::before : Kind::isolate;
@@ -411,17 +433,51 @@ void PieceSplitter::split(std::string_view text, bool at_start, std::vector<std:
   pieces.clear();
   if (text.empty()) return;
   thread_local std::vector<std::string_view> next;
+  thread_local std::vector<std::pair<size_t, size_t>> spans;
   pieces.push_back(text);
   for (const Step& step : steps_) {
     if (step.kind == Kind::metaspace) {
-      scratch = replace_all(text, " ", step.text);
-      const bool prepend = step.scheme == 2 || (step.scheme == 1 && at_start);
-      if (prepend && scratch.compare(0, step.text.size(), step.text) != 0) scratch.insert(0, step.text);
-      pieces.assign(1, std::string_view(scratch));
+      // Each piece: spaces become the replacement, which goes before it as the scheme says; the
+      // results are laid out in `scratch`, and the pieces point there once it is complete.
+      scratch.clear();
+      spans.clear();
+      for (std::string_view piece : pieces) {
+        const size_t begin = scratch.size();
+        const bool first = at_start && piece.data() == text.data();
+        const bool prepend = step.scheme == 2 || (step.scheme == 1 && first);
+        const std::string replaced = replace_all(piece, " ", step.text);
+        if (prepend && replaced.compare(0, step.text.size(), step.text) != 0) scratch.append(step.text);
+        scratch.append(replaced);
+        spans.emplace_back(begin, scratch.size() - begin);
+      }
+      pieces.clear();
+      for (const auto& [begin, size] : spans) pieces.push_back(std::string_view(scratch).substr(begin, size));
       if (step.split) {
         split_literal(pieces, step.text, 1, next);
         pieces.swap(next);
       }
+      continue;
+    }
+    if (step.kind == Kind::whitespace) {
+      next.clear();
+      for (std::string_view piece : pieces) {
+        size_t i = 0;
+        size_t word = std::string_view::npos;
+        while (i < piece.size()) {
+          size_t length = 0;
+          const int32_t cp = utf8::decode(piece.substr(i), length);
+          const bool space = cp >= 0 && is_white_space_char(uint32_t(cp));
+          if (space && word != std::string_view::npos) {
+            next.push_back(piece.substr(word, i - word));
+            word = std::string_view::npos;
+          } else if (!space && word == std::string_view::npos) {
+            word = i;
+          }
+          i += cp >= 0 ? length : 1;
+        }
+        if (word != std::string_view::npos) next.push_back(piece.substr(word));
+      }
+      pieces.swap(next);
       continue;
     }
     split_literal(pieces, step.text, step.kind == Kind::after ? 0 : step.kind == Kind::before ? 1 : 2, next);

@@ -7,6 +7,7 @@
 //   lowercase                    full lowercase mapping
 //   prepend<TAB>TEXT             TEXT before any non-empty text (Hugging Face Prepend)
 //   replace<TAB>FROM<TAB>TO      every FROM becomes TO (Hugging Face Replace with a String pattern)
+//   squeeze<TAB>C                each run of C becomes one C (Replace of the regex "C{2,}" by C)
 //   precompiled<TAB>BASE64       SentencePiece's precompiled character map (a double-array trie
 //                                of byte strings and their replacements), longest match first;
 //                                text it does not map passes through, invalid bytes become U+FFFD
@@ -23,6 +24,8 @@
 //   after<TAB>TEXT               a new piece starts after each TEXT (Split, MergedWithPrevious)
 //   before<TAB>TEXT              a new piece starts before each TEXT (Split, MergedWithNext)
 //   isolate<TAB>TEXT             each TEXT is a piece of its own (Split, Isolated)
+//   whitespace                   pieces end at white space, which is dropped (WhitespaceSplit)
+// At most one metaspace step; it applies to each piece the steps before it made.
 #pragma once
 
 #include <string>
@@ -48,7 +51,7 @@ class Normalizer {
   bool prepends(std::string_view text) const;
 
  private:
-  enum class Kind { nfc, nfkc, nfd, nfkd, lowercase, prepend, replace, precompiled, sentencepiece_spaces };
+  enum class Kind { nfc, nfkc, nfd, nfkd, lowercase, prepend, replace, squeeze, precompiled, sentencepiece_spaces };
   struct Step {
     Kind kind;
     std::string a;
@@ -73,7 +76,7 @@ class PieceSplitter {
   void split(std::string_view text, bool at_start, std::vector<std::string_view>& pieces, std::string& scratch) const;
 
  private:
-  enum class Kind { metaspace, after, before, isolate };
+  enum class Kind { metaspace, after, before, isolate, whitespace };
   struct Step {
     Kind kind;
     std::string text;

@@ -203,7 +203,23 @@ void parse_sp_normalizer(const json& j, const std::string& where, std::string& s
   } else if (type == "Prepend") {
     add_line(spec, spec_line({"prepend", j.value("prepend", std::string())}));
   } else if (type == "Replace") {
-    add_line(spec, spec_line({"replace", string_pattern(j, where, "a Replace normalizer"), j.value("content", std::string())}));
+    // One regex form is common (T5: runs of spaces become one): "C{2,}" replaced by C.
+    const json& pattern = j.value("pattern", json());
+    const std::string content = j.value("content", std::string());
+    if (pattern.is_object() && pattern.contains("Regex") && pattern["Regex"].is_string()) {
+      const std::string regex = pattern["Regex"].get<std::string>();
+      if (regex.size() == 5 && regex.substr(1) == "{2,}" && regex.substr(0, 1) == content && std::isalnum(uint8_t(content[0])) == 0 &&
+          std::string_view("\\.^$|?*+()[]{}").find(content[0]) == std::string_view::npos) {
+        add_line(spec, spec_line({"squeeze", content}));
+        return;
+      }
+    }
+    add_line(spec, spec_line({"replace", string_pattern(j, where, "a Replace normalizer"), content}));
+  } else if (type == "Precompiled") {
+    const json& charsmap = j.value("precompiled_charsmap", json());
+    if (charsmap.is_string() && !charsmap.get<std::string>().empty()) {
+      add_line(spec, spec_line({"precompiled", charsmap.get<std::string>()}));
+    }
   } else {
     fail(ErrorKind::unsupported, "{}: normalizer '{}' is not supported for SentencePiece-style models", where,
          type.empty() ? j.dump() : type);
@@ -223,6 +239,8 @@ void parse_sp_pre_tokenizer(const json& j, const std::string& where, std::string
   } else if (type == "Metaspace") {
     add_line(spec, spec_line({"metaspace", j.value("replacement", std::string("\xE2\x96\x81")), metaspace_scheme(j),
                               bool_or(j, "split", true) ? "split" : "whole"}));
+  } else if (type == "WhitespaceSplit") {
+    add_line(spec, "whitespace");
   } else if (type == "Split") {
     if (bool_or(j, "invert", false)) fail(ErrorKind::unsupported, "{}: Split with invert is not supported", where);
     const std::string text = string_pattern(j, where, "a Split pre-tokenizer of a SentencePiece-style model");
