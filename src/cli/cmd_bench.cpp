@@ -48,7 +48,7 @@ size_t peak_rss_bytes() {
 Command add_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation tokens/s");
-  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder or store name (default: the demo model)");
   cmd->add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens per run (0: skip)")->capture_default_str();
   cmd->add_option("-n,--n-gen", args->n_gen, "Generated tokens per run (0: skip)")->capture_default_str();
   cmd->add_option("-r,--repetitions", args->repetitions, "Runs of each test (the median is reported)")->capture_default_str();

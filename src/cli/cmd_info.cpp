@@ -33,7 +33,7 @@ std::string token_label(const Tokenizer& tok, int32_t id) {
 Command add_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Describe a model: architecture, shapes, tensors, metadata, tokenizer");
-  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder or store name (default: the demo model)");
   cmd->add_flag("--tensors", args->tensors, "List every tensor");
   cmd->add_flag("--metadata", args->metadata, "List every metadata key (GGUF)");
   return {cmd, [args]() {

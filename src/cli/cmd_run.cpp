@@ -27,7 +27,7 @@ struct RunArgs {
 Command add_run(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt, streamed to stdout");
-  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder or store name (default: the demo model)");
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text");
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file");
   cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate")->capture_default_str();

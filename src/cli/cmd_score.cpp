@@ -55,7 +55,7 @@ std::vector<double> score_sequence(const std::shared_ptr<const Model>& model, co
 Command add_score(CLI::App& app) {
   auto args = std::make_shared<ScoreArgs>();
   CLI::App* cmd = app.add_subcommand("score", "Log-probability of each token of a text, and its perplexity");
-  cmd->add_option("model", args->model, "GGUF file or Hugging Face folder")->required();
+  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder or store name (default: the demo model)");
   auto* text = cmd->add_option("--text", args->text, "Text to score");
   auto* file = cmd->add_option("--file", args->file, "File whose text to score");
   auto* tokens = cmd->add_option("--tokens", args->tokens, "Token ids to score, e.g. 1,2,3");

@@ -34,7 +34,7 @@ nlohmann::ordered_json read_json(const std::string& path, const char* what) {
 Command add_template(CLI::App& app) {
   auto args = std::make_shared<TemplateArgs>();
   CLI::App* cmd = app.add_subcommand("template", "Print the prompt a model's chat template makes of a conversation");
-  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder, or tokenizer.json")->required();
+  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder, tokenizer.json or store name (default: the demo model)");
   cmd->add_option("--messages", args->messages,
                   "JSON file ('-': standard input): an array of messages, or an object with \"messages\" (and \"tools\")")
       ->required();
@@ -44,7 +44,7 @@ Command add_template(CLI::App& app) {
       ->check(CLI::IsMember({"true", "false"}));
   cmd->add_option("--chat-template", args->chat_template, "Jinja file to use instead of the model's own template");
   return {cmd, [args]() {
-            const Tokenizer tok = Tokenizer::load(args->model);
+            const Tokenizer tok = Tokenizer::load(resolve_model_path(args->model));
             std::string source;
             if (!args->chat_template.empty()) {
               source = read_file(args->chat_template);

@@ -26,7 +26,7 @@ struct DetokenizeArgs {
 Command add_tokenize(CLI::App& app) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
-  cmd->add_option("path", args->path, "GGUF file, Hugging Face folder, or tokenizer.json")->required();
+  cmd->add_option("path", args->path, "GGUF file, Hugging Face folder, tokenizer.json or store name (default: the demo model)");
   cmd->add_option("--text", args->text, "Text to tokenize (default: standard input)");
   cmd->add_flag("--jsonl", args->jsonl, "Each input line is a JSON string; print one id array per line");
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens");
@@ -64,7 +64,7 @@ Command add_tokenize(CLI::App& app) {
 Command add_detokenize(CLI::App& app) {
   auto args = std::make_shared<DetokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("detokenize", "Print the text of token ids");
-  cmd->add_option("path", args->path, "GGUF file, Hugging Face folder, or tokenizer.json")->required();
+  cmd->add_option("path", args->path, "GGUF file, Hugging Face folder, tokenizer.json or store name (default: the demo model)");
   cmd->add_option("--ids", args->ids, "Token ids, e.g. 1,2,3 or [1, 2, 3]")->required();
   cmd->add_flag("--skip-special", args->skip_special, "Leave out control tokens");
   return {cmd, [args]() {

@@ -50,6 +50,7 @@ void set_threads(int threads) {
 }
 
 std::string resolve_model_path(const std::string& path_or_name) {
+  if (path_or_name.empty()) return demo_model_path();
   std::error_code ec;
   if (std::filesystem::exists(path_or_name, ec) || !hub::looks_like_model_name(path_or_name)) return path_or_name;
   const bool hf = path_or_name.rfind("hf:", 0) == 0;
@@ -68,6 +69,24 @@ std::string resolve_model_path(const std::string& path_or_name) {
 
 std::shared_ptr<const Model> load_model(const std::string& path_or_name) {
   return Model::load(resolve_model_path(path_or_name));
+}
+
+std::string demo_model_path() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (fs::path dir = exe.parent_path(); !ec && !dir.empty(); dir = dir.parent_path()) {
+    const fs::path candidate = dir / "models" / "demo" / "demo-q8_0.gguf";
+    if (fs::exists(candidate, ec)) return candidate.string();
+    if (dir == dir.parent_path()) break;
+  }
+#ifdef SLM_SOURCE_DIR
+  const fs::path built_from = fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf";
+  if (fs::exists(built_from, ec)) return built_from.string();
+#endif
+  fail(ErrorKind::not_found,
+       "no MODEL given and the demo model (models/demo/demo-q8_0.gguf) is not in a folder above this slm; name a GGUF "
+       "file, a Hugging Face folder or a stored model");
 }
 
 const Tokenizer& require_tokenizer(const Model& model) {

@@ -33,6 +33,8 @@ Command add_pull(CLI::App& app);
 Command add_list(CLI::App& app);
 Command add_show(CLI::App& app);
 Command add_rm(CLI::App& app);
+Command add_chat(CLI::App& app);
+Command add_serve(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_capture(CLI::App& app);
 
@@ -41,10 +43,14 @@ std::vector<int32_t> parse_ids(const std::string& text);
 std::string ids_to_json(const std::vector<int32_t>& ids);
 // Sets OpenMP's thread count (0: leave the default, one per core).
 void set_threads(int threads);
-// A path that exists is used as is; otherwise a store name (hf:OWNER/REPO[:QUANT], OWNER/REPO, REPO,
+// "" is the demo model. A path that exists is used as is; otherwise a store name
+// (hf:OWNER/REPO[:QUANT], OWNER/REPO, REPO,
 // ...) resolves to the stored file or folder (docs/store.md). Nothing is downloaded.
 std::string resolve_model_path(const std::string& path_or_name);
 std::shared_ptr<const Model> load_model(const std::string& path_or_name);
+// The bundled demo model (models/demo/demo-q8_0.gguf in the source tree the running slm was built
+// from, found by walking up from the executable); the default wherever a command needs a model.
+std::string demo_model_path();
 const Tokenizer& require_tokenizer(const Model& model);
 std::string read_file(const std::string& path);
 std::string read_stdin();

@@ -138,3 +138,27 @@ TEST(DemoModelQ8, GreedyRunMatchesGolden) {
 }
 
 }  // namespace
+
+namespace {
+
+// With no MODEL, a command uses the demo model: the same golden text as naming the file.
+TEST(DemoModelQ8, IsTheDefaultModel) {
+  std::ifstream golden_in(demo_dir / "golden-q8_0.txt", std::ios::binary);
+  const std::string golden((std::istreambuf_iterator<char>(golden_in)), {});
+  const fs::path out = fs::temp_directory_path() / ("slm_demo_default_run_" + std::to_string(::getpid()));
+  const std::string cmd = std::string(SLM_EXE) + " run --prompt \"It is a truth universally acknowledged\" -n 32 --temp 0 >" +
+                          out.string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  const std::string printed((std::istreambuf_iterator<char>(in)), {});
+  fs::remove(out);
+  EXPECT_EQ(printed, golden + "\n");
+  const fs::path info = fs::temp_directory_path() / ("slm_demo_default_info_" + std::to_string(::getpid()));
+  ASSERT_EQ(std::system((std::string(SLM_EXE) + " info >" + info.string() + " 2>&1").c_str()), 0);
+  std::ifstream info_in(info);
+  const std::string text((std::istreambuf_iterator<char>(info_in)), {});
+  fs::remove(info);
+  EXPECT_NE(text.find("demo-q8_0.gguf"), std::string::npos) << text;
+}
+
+}  // namespace
