@@ -70,6 +70,32 @@ TEST(GrammarSchema, AdditionalProperties) {
   EXPECT_TRUE(accepts(open, R"({"names":1})"));
   EXPECT_FALSE(accepts(open, R"({"name":"x","name":"y"})"));
   EXPECT_FALSE(accepts(open, R"({"name":1})"));
+  {
+    // A token that closes a key spelling a declared key: allowed where that key may come, masked
+    // where it would repeat it (while any other key stays allowed).
+    const Tokenizer& tok = small_tokenizer();
+    const int32_t name_quote = tok.token_id(byte_level_text("name\""));
+    const int32_t me_colon = tok.token_id(byte_level_text("me\":"));
+    ASSERT_GE(name_quote, 0);
+    std::vector<uint8_t> allowed(tok.vocab_size());
+    auto c = grammar::compile_json_schema(open, tok);
+    for (int32_t t : greedy_tokens(tok, "{\"")) c->accept(t);
+    c->allowed_tokens(allowed);
+    EXPECT_TRUE(allowed[size_t(name_quote)]);
+    for (int32_t t : greedy_tokens(tok, "na")) c->accept(t);
+    c->allowed_tokens(allowed);
+    EXPECT_TRUE(allowed[size_t(me_colon)]);
+    auto d = grammar::compile_json_schema(open, tok);
+    for (int32_t t : greedy_tokens(tok, "{\"name\":\"x\",\"")) d->accept(t);
+    d->allowed_tokens(allowed);
+    EXPECT_FALSE(allowed[size_t(name_quote)]);
+    EXPECT_THROW(d->accept(name_quote), Error);
+    EXPECT_TRUE(allowed[tok.token_id("n")]);
+    for (int32_t t : greedy_tokens(tok, "na")) d->accept(t);
+    d->allowed_tokens(allowed);
+    EXPECT_FALSE(allowed[size_t(me_colon)]);
+    EXPECT_TRUE(allowed['m']);
+  }
   const json typed = json::parse(R"({"type":"object","additionalProperties":{"type":"integer"}})");
   EXPECT_TRUE(accepts(typed, R"({"a":1,"b":2})"));
   EXPECT_FALSE(accepts(typed, R"({"a":"1"})"));

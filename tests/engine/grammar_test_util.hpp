@@ -39,7 +39,7 @@ inline const Tokenizer& small_tokenizer() {
     const char* merged[] = {"\"}", "\",", "\":", " \"", "{\"", "[\"", "\"]", "\"}]", "\": \"", "\", \"", "true", "false",
                             "null", "name", "age", "ab", "abc", "12", "0.", ".5", "-1", "e+", "\\n", "\\u00e9", "\\\"",
                             "},{", "}}", "]}", "\xC3\xA9", "\xE4\xB8", "1\"", "a\"", "2024-", "01-", "T12:",
-                            "@ex", ".com", "\"a", "\"2", ":\"", ",\"", "x\",\"", "yes", "no", "maybe", "ye"};
+                            "@ex", ".com", "\"a", "\"2", ":\"", ",\"", "x\",\"", "yes", "no", "maybe", "ye", "name\"", "me\":"};
     for (const char* m : merged) {
       d.tokens.push_back(byte_level_text(m));
       d.types.push_back(TokenType::normal);

@@ -193,6 +193,51 @@ class GrammarConstraint final : public TokenConstraint {
       buf_.resize(mark_buf);
       matcher_.truncate(mark_arena);
     }
+    // Keys: the exits above treated every key as an extra one. Tokens that close the key right
+    // where it spells a declared key are decided exactly instead.
+    if (sc.key_position >= 0) key_exceptions(trie, node, trie.node(node).depth, *sc.keys, sc.key_position, top);
+  }
+
+  void key_exceptions(const Trie& trie, uint32_t node, uint32_t base_depth, const LiteralTrie& keys, int32_t position, int32_t top) {
+    const auto& kn = keys.nodes[size_t(position)];
+    auto child = [&](uint32_t n, uint8_t byte) -> int64_t {
+      const Trie::Node& tn = trie.node(n);
+      for (uint32_t k = 0; k < tn.child_count; ++k) {
+        if (trie.child_byte(tn.child_begin + k) == byte) return trie.child_node(tn.child_begin + k);
+      }
+      return -1;
+    };
+    if (kn.terminal >= 0) {
+      const int64_t q = child(node, '"');
+      if (q >= 0) {
+        const Trie::Node& qn = trie.node(uint32_t(q));
+        for (uint32_t e = qn.sub_lo; e < qn.sub_hi; ++e) {
+          const Trie::Entry& entry = trie.entry(e);
+          if (exact(top, entry.bytes.substr(base_depth))) bits_.set(size_t(entry.token));
+          else bits_.reset(size_t(entry.token));
+        }
+      }
+    }
+    for (const auto& [byte, next] : kn.children) {
+      const int64_t c = child(node, byte);
+      if (c >= 0) key_exceptions(trie, uint32_t(c), base_depth, keys, next, top);
+    }
+  }
+
+  // Whether `bytes` can be read from state `top`.
+  bool exact(int32_t top, std::string_view bytes) {
+    const size_t mark_buf = buf_.size(), mark_arena = matcher_.arena_size();
+    std::vector<int32_t> cur = {top}, next;
+    for (char ch : bytes) {
+      next.clear();
+      for (int32_t s : cur) matcher_.feed(s, uint8_t(ch), next);
+      cur.swap(next);
+      if (cur.empty()) break;
+    }
+    const bool ok = !cur.empty();
+    buf_.resize(mark_buf);
+    matcher_.truncate(mark_arena);
+    return ok;
   }
 
   std::shared_ptr<Compiled> c_;

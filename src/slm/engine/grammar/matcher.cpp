@@ -461,8 +461,8 @@ bool Matcher::string_content(int32_t top, StringContent& out) const {
     out = StringContent{n.dfa.get(), f.a, f.b, n.min_length, n.max_length};
     return true;
   }
-  if (n.kind == NodeKind::object && f.phase == obj_key && n.additional >= 0 && f.a < 0) {
-    out = StringContent{g_.key_dfa.get(), f.b, 0, 0, -1};
+  if (n.kind == NodeKind::object && f.phase == obj_key && n.additional >= 0) {
+    out = StringContent{g_.key_dfa.get(), f.b, 0, 0, -1, f.a, &n.keys};
     return true;
   }
   return false;
@@ -475,6 +475,7 @@ int32_t Matcher::with_string_state(int32_t top, int32_t state, int32_t count) {
     g.b = count;
   } else {
     g.b = state;
+    g.a = -1;
   }
   return replace(top, g);
 }

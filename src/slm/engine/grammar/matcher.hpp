@@ -32,6 +32,10 @@ struct StringContent {
   int32_t state = 0;   // automaton state
   int32_t count = 0;   // characters so far
   int32_t min_length = 0, max_length = -1;
+  // Object keys that may be any string but are also matched against the declared keys: the key
+  // trie position (-1 once the key differs from every declared one) and the trie.
+  int32_t key_position = -1;
+  const LiteralTrie* keys = nullptr;
 };
 
 class Matcher {
@@ -46,7 +50,8 @@ class Matcher {
   void feed(int32_t top, uint8_t byte, std::vector<int32_t>& out);
   bool can_end(int32_t top) const;                     // the text so far is a complete document
   bool string_content(int32_t top, StringContent& out) const;
-  // A state in the same string with another automaton state and count.
+  // A state in the same string with another automaton state and count (a key: one that matches no
+  // declared key).
   int32_t with_string_state(int32_t top, int32_t state, int32_t count);
   const Frame& at(int32_t i) const { return arena_[size_t(i)]; }
   size_t arena_size() const { return arena_.size(); }

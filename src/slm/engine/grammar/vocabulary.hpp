@@ -22,6 +22,7 @@ class Bitset {
   void resize(size_t n) { words_.assign((n + 63) / 64, 0); }
   void clear() { std::fill(words_.begin(), words_.end(), 0); }
   void set(size_t i) { words_[i >> 6] |= uint64_t(1) << (i & 63); }
+  void reset(size_t i) { words_[i >> 6] &= ~(uint64_t(1) << (i & 63)); }
   bool test(size_t i) const { return (words_[i >> 6] >> (i & 63)) & 1; }
   void or_with(const Bitset& o) {
     for (size_t k = 0; k < words_.size(); ++k) words_[k] |= o.words_[k];
