@@ -89,8 +89,9 @@ struct Scheduler::Impl {
   std::deque<std::unique_ptr<EmbedJob>> deferred_embeds;
   ForwardBatch batch;
   std::vector<SchedulerSequence*> batch_seqs;  // per batch sequence
-  std::vector<float> logits, scratch, hidden;
-  std::vector<uint8_t> mask;
+  std::vector<float> logits, hidden;
+  std::vector<std::pair<SchedulerSequence*, const float*>> to_sample;  // sequences and their logits row
+  std::vector<SampleOutcome> outcomes;
   std::thread thread;
 
   void run();
@@ -285,6 +286,7 @@ void Scheduler::Impl::finish_batch() {
   const int64_t n_ctx = options.n_ctx;
   size_t out = 0;  // index into batch.outputs
   int64_t generated = 0, prompt = 0;
+  to_sample.clear();
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const BatchSequence& bseq = batch.sequences[i];
     SchedulerSequence& seq = *batch_seqs[i];
@@ -305,18 +307,30 @@ void Scheduler::Impl::finish_batch() {
     seq.computed += bseq.n_rows;
     if (seq.computed >= seq.prompt_size - 1) seq.want_prompt_logprobs = false;
     publish_blocks(seq, cache);
-    if (sample_row == nullptr || seq.finish != FinishReason::none) continue;
-    SampleOutcome outcome;
+    if (sample_row != nullptr && seq.finish == FinishReason::none) to_sample.push_back({&seq, sample_row});
+  }
+  // Sequences sample independently (each has its own sampler): in parallel, unless constraints are
+  // involved (implementations may share caches between their instances).
+  outcomes.assign(to_sample.size(), SampleOutcome{});
+  const Tokenizer* tokenizer = model->tokenizer();
+  bool constrained = false;
+  for (const auto& [seq, row] : to_sample) constrained = constrained || seq->request.constraint != nullptr;
+#pragma omp parallel for schedule(dynamic, 1) if (to_sample.size() > 1 && !constrained)
+  for (size_t i = 0; i < to_sample.size(); ++i) {
+    thread_local std::vector<float> scratch;
+    thread_local std::vector<uint8_t> mask;
     try {
-      outcome = sample_next(seq, sample_row, vocab, n_ctx, model->tokenizer(), scratch, mask);
+      outcomes[i] = sample_next(*to_sample[i].first, to_sample[i].second, vocab, n_ctx, tokenizer, scratch, mask);
     } catch (const std::exception& e) {
-      outcome = SampleOutcome{};
-      outcome.event.finish = FinishReason::error;
-      outcome.event.error = e.what();
-      outcome.finished = true;
+      outcomes[i] = SampleOutcome{};
+      outcomes[i].event.finish = FinishReason::error;
+      outcomes[i].event.error = e.what();
+      outcomes[i].finished = true;
     }
-    if (outcome.event.token >= 0) ++generated;
-    deliver(seq, std::move(outcome.event), outcome.finished);
+  }
+  for (size_t i = 0; i < to_sample.size(); ++i) {
+    if (outcomes[i].event.token >= 0) ++generated;
+    deliver(*to_sample[i].first, std::move(outcomes[i].event), outcomes[i].finished);
   }
   std::lock_guard lock(mutex);
   stats.generated_tokens += generated;

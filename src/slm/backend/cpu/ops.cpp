@@ -14,13 +14,6 @@ namespace slm::cpu {
 
 namespace {
 
-SLM_CLONES float dot(const float* a, const float* b, int64_t n) {
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
 SLM_CLONES void axpy(float* y, float a, const float* x, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
@@ -142,47 +135,88 @@ void attention_matrix(const float* q, const KvBlocks& kv, const int32_t* positio
   }
 }
 
-// One query head of one row: o[hd] = softmax(q . k_j * scale) . v_j over the visible keys j.
-void attend_head(const float* qv, const KvBlocks& kv, int64_t pos, int64_t kvh, const AttentionShape& s,
-                 std::vector<float>& scores, float* o) {
+// The query heads of one kv head for one row (a GQA group), so each key and value row is read
+// once for all of them: out_g[hd] = softmax_j(q_g . k_j * scale) . v_j over the visible keys j.
+// q and out: the row's [n_heads][hd]; scores: room for group * (visible keys) floats.
+SLM_CLONES void attend_group(const float* q, const KvBlocks& kv, int64_t pos, int64_t kvh, const AttentionShape& s,
+                             float* scores, float* out) {
   const int64_t hd = s.head_dim;
+  const int64_t group = s.n_heads / s.n_kv_heads;
   const int64_t start = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
   const int64_t n_keys = pos - start + 1;
-  scores.resize(size_t(n_keys));
-  float max_score = -INFINITY;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float sc = dot(qv, kv.k(start + j) + kvh * hd, hd) * s.scale;
-    scores[size_t(j)] = sc;
-    max_score = std::max(max_score, sc);
+  const float* qh = q + kvh * group * hd;
+  float* oh = out + kvh * group * hd;
+  // scores[g][j] = q_g . k_j * scale, walking positions start..pos block by block
+  for (int64_t p = start; p <= pos;) {
+    const int64_t off = p % kv.block_size;
+    const int64_t run = std::min(kv.block_size - off, pos + 1 - p);
+    const float* rows = kv.k_blocks[p / kv.block_size] + off * kv.kv_stride + kvh * hd;
+    for (int64_t r = 0; r < run; ++r) {
+      const float* k = rows + r * kv.kv_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qg = qh + g * hd;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < hd; ++i) sum += qg[i] * k[i];
+        scores[g * n_keys + p - start + r] = sum * s.scale;
+      }
+    }
+    p += run;
   }
-  double sum = 0.0;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float e = std::exp(scores[size_t(j)] - max_score);
-    scores[size_t(j)] = e;
-    sum += e;
+  // scores[g][j] = softmax over j
+  for (int64_t g = 0; g < group; ++g) {
+    float* sc = scores + g * n_keys;
+    float max_score = -INFINITY;
+    for (int64_t j = 0; j < n_keys; ++j) max_score = std::max(max_score, sc[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      sc[j] = std::exp(sc[j] - max_score);
+      sum += sc[j];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t j = 0; j < n_keys; ++j) sc[j] *= inv;
   }
-  const float inv = float(1.0 / sum);
-  std::fill(o, o + hd, 0.0f);
-  for (int64_t j = 0; j < n_keys; ++j) axpy(o, scores[size_t(j)] * inv, kv.v(start + j) + kvh * hd, hd);
+  // out_g[hd] = sum_j scores[g][j] * v_j
+  std::fill(oh, oh + group * hd, 0.0f);
+  for (int64_t p = start; p <= pos;) {
+    const int64_t off = p % kv.block_size;
+    const int64_t run = std::min(kv.block_size - off, pos + 1 - p);
+    const float* rows = kv.v_blocks[p / kv.block_size] + off * kv.kv_stride + kvh * hd;
+    for (int64_t r = 0; r < run; ++r) {
+      const float* v = rows + r * kv.kv_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        float* og = oh + g * hd;
+        const float w = scores[g * n_keys + p - start + r];
+#pragma omp simd
+        for (int64_t i = 0; i < hd; ++i) og[i] += w * v[i];
+      }
+    }
+    p += run;
+  }
 }
 
-// Few queries per sequence (decoding): every (row, head) of every listed sequence is one task.
+// Few queries per sequence (decoding): every (row, kv head) of every listed sequence is one task.
 void attention_rows(const float* q, const AttentionSequence* seqs, const std::vector<int64_t>& which,
                     const int32_t* positions, const AttentionShape& s, float* out) {
   std::vector<std::pair<int64_t, int64_t>> rows;  // (sequence, row)
-  for (int64_t i : which)
-    for (int64_t t = 0; t < seqs[i].n_rows; ++t) rows.emplace_back(i, seqs[i].row_begin + t);
-  const auto n_tasks = int64_t(rows.size()) * s.n_heads;
+  int64_t max_keys = 0;
+  for (int64_t i : which) {
+    for (int64_t t = 0; t < seqs[i].n_rows; ++t) {
+      rows.emplace_back(i, seqs[i].row_begin + t);
+      max_keys = std::max<int64_t>(max_keys, positions[seqs[i].row_begin + t] + 1);
+    }
+  }
+  const auto n_tasks = int64_t(rows.size()) * s.n_kv_heads;
   const int64_t group = s.n_heads / s.n_kv_heads;
+  const int64_t row_floats = s.n_heads * s.head_dim;
 #pragma omp parallel if (n_tasks > 1)
   {
-    std::vector<float> scores;
+    std::vector<float> scores(size_t(group * max_keys));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < n_tasks; ++task) {
-      const auto [seq, t] = rows[size_t(task / s.n_heads)];
-      const int64_t h = task % s.n_heads;
-      attend_head(q + (t * s.n_heads + h) * s.head_dim, seqs[seq].kv, positions[t], h / group, s, scores,
-                  out + (t * s.n_heads + h) * s.head_dim);
+      const auto [seq, t] = rows[size_t(task / s.n_kv_heads)];
+      attend_group(q + t * row_floats, seqs[seq].kv, positions[t], task % s.n_kv_heads, s, scores.data(),
+                   out + t * row_floats);
     }
   }
 }
