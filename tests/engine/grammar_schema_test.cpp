@@ -20,6 +20,9 @@ TEST(GrammarSchema, Types) {
   EXPECT_TRUE(accepts(parse(R"({"type":"number"})"), "0.5"));
   EXPECT_TRUE(accepts(parse(R"({"type":"number"})"), "-1.25e+12"));
   EXPECT_FALSE(accepts(parse(R"({"type":"number"})"), "1."));
+  EXPECT_TRUE(accepts(parse(R"({"type":"number"})"), "12345678901234.5"));  // 15 digits at most
+  EXPECT_FALSE(accepts(parse(R"({"type":"number"})"), "123456789012345.6"));
+  EXPECT_FALSE(accepts(parse(R"({"type":"number"})"), "1234567890123456"));
   EXPECT_FALSE(accepts(parse(R"({"type":"number"})"), "+1"));
   EXPECT_TRUE(accepts(parse(R"({"type":"boolean"})"), "false"));
   EXPECT_FALSE(accepts(parse(R"({"type":"boolean"})"), "null"));

@@ -399,7 +399,7 @@ void Matcher::feed_number(int32_t top, uint8_t byte, std::vector<int32_t>& out) 
       break;
     case num_zero:
     case num_int:
-      if (byte == '.' && !n.integer) to(num_dot);
+      if (byte == '.' && !n.integer && f.a < kMaxNumberDigits) to(num_dot);
       else if ((byte == 'e' || byte == 'E') && exp_ok) to(num_e);
       else if (f.phase == num_int && d >= 0 && f.a < kMaxNumberDigits) { g.m = f.m * 10 + d; g.a = f.a + 1; to(num_int); }
       break;
