@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     const slm::Tokenizer tok = slm::Tokenizer::load(path);
     std::printf("vocabulary: %zu tokens\n", tok.vocab_size());
     auto t0 = clock_type::now();
-    slm::grammar::json_object_constraint(tok);  // builds the shared vocabulary trie
+    slm::grammar::prepare_vocabulary(tok);
     std::printf("vocabulary trie build: %.1f ms\n\n", std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
 
     std::printf("%-12s %6s %9s | %10s %10s %10s | %10s %10s %10s\n", "schema", "tokens", "compile", "cold p50", "cold p99",

@@ -267,6 +267,8 @@ std::shared_ptr<TokenConstraint> compile_json_schema(const nlohmann::json& schem
   return make_constraint(compile_grammar(nlohmann::ordered_json::parse(schema.dump()), limits), tokenizer);
 }
 
+void prepare_vocabulary(const Tokenizer& tokenizer) { vocabulary_for(tokenizer); }
+
 std::shared_ptr<TokenConstraint> json_object_constraint(const Tokenizer& tokenizer) {
   return compile_json_schema(nlohmann::json{{"type", "object"}}, tokenizer);
 }

@@ -158,6 +158,7 @@ uint64_t fingerprint(const Tokenizer& tokenizer) {
     for (char c : tokenizer.data().tokens[id]) h = (h ^ uint8_t(c)) * 1099511628211ull;
     h = (h ^ 0xFF) * 1099511628211ull;
   }
+  for (int32_t id : tokenizer.data().eog_ids) h = (h ^ uint64_t(uint32_t(id))) * 1099511628211ull;
   return h;
 }
 
