@@ -253,7 +253,7 @@ class Parser {
         if (i_ + 1 < p_.size() && p_[i_ + 1] == ':') {
           i_ += 2;
         } else {
-          bad("look-around or named group");
+          bad("look-around, named group or inline flags (?...)");
         }
       }
       Ast inner = alternation();
