@@ -81,6 +81,8 @@ TEST(GrammarValidate, RefsAndUnsupported) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("multipleOf"), std::string::npos);
   EXPECT_EQ(n_errors(R"({"title":"t","description":"d","type":"integer"})", "1"), 0u);
+  EXPECT_EQ(n_errors(R"({"minimum":0,"exclusiveMinimum":true})", "1"), 1u);
+  EXPECT_EQ(n_errors(R"({"items":[{"type":"integer"}]})", "[1]"), 1u);
 }
 
 TEST(GrammarValidate, PatternAutomatonAgreesWithItself) {

@@ -63,6 +63,10 @@ class Validator {
     for (auto it = s.begin(); it != s.end(); ++it) {
       if (!kIgnored.count(it.key()) && !kKnown.count(it.key())) error("unsupported schema keyword \"" + it.key() + "\"");
     }
+    for (const char* key : {"exclusiveMinimum", "exclusiveMaximum"}) {
+      if (s.contains(key) && s[key].is_boolean()) error(std::string("unsupported boolean ") + key + " (draft 4)");
+    }
+    if (s.contains("items") && s["items"].is_array()) error("unsupported items as an array of schemas (tuple form)");
     if (s.contains("$ref")) {
       const json* target = resolve(s["$ref"]);
       if (target == nullptr) error("unresolvable $ref " + s["$ref"].dump());
