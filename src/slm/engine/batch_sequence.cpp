@@ -19,8 +19,8 @@ float log_sum_exp(const float* row, int64_t n) {
   float max_v = -INFINITY;
   for (int64_t i = 0; i < n; ++i) max_v = std::max(max_v, row[i]);
   if (max_v == -INFINITY) return -INFINITY;
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(row[i]) - double(max_v));
+  double sum = 0.0;  // float exponentials (each within an ulp), summed in double
+  for (int64_t i = 0; i < n; ++i) sum += double(std::exp(row[i] - max_v));
   return float(double(max_v) + std::log(sum));
 }
 

@@ -342,7 +342,7 @@ bool Scheduler::Impl::step() {
   take_cancels();
   remove_finished();
   const bool embedded = run_embeds();
-  admit();
+  if (deferred_embeds.empty()) admit();  // an embedding waiting for blocks goes before new sequences
   build_batch();
   if (batch.rows() == 0) return embedded;
   logits.resize(batch.outputs.size() * size_t(vocab));
