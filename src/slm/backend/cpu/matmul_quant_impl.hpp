@@ -24,7 +24,7 @@
 // decoded weight vector serves COLS tokens and each activation vector ROWS rows. Few tokens (at most
 // COLS): the rows are decoded 256 elements at a time and used at once while in L1, with the next
 // tile's rows prefetched (short row streams that the hardware prefetcher hardly learns).
-// OpenMP threads take contiguous ranges of tiles.
+// OpenMP threads take chunks of consecutive tiles as they go.
 #pragma once
 
 #include <immintrin.h>
@@ -667,7 +667,9 @@ void run(const uint8_t* w, int64_t n_out, int64_t n_in, int64_t n_tokens, const 
   {
     int8_t* pq = q_all + panel_bytes * size_t(omp_get_thread_num());
     float* psc = sc_all + panel_floats * size_t(omp_get_thread_num());
-#pragma omp for schedule(static)
+    // Dynamic: a thread that the (shared) machine has descheduled does not hold up the others.
+    // Chunks of 8 tiles keep each thread on a run of consecutive rows (prefetch, pages).
+#pragma omp for schedule(dynamic, 8)
     for (int64_t tile = 0; tile < n_tiles; ++tile) {
       const int64_t first = tile * rows_per_tile;
       const int64_t count = std::min<int64_t>(rows_per_tile, n_out - first);
