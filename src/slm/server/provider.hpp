@@ -27,6 +27,7 @@ struct RequestInfo {
   std::string request_id;                       // "req-..." assigned by the front
   std::string api_key;                          // bearer token the client sent ("" if none)
   std::map<std::string, std::string> headers;   // lower-cased names
+  std::string body;                             // the raw request body (key order of tool schemas)
 };
 
 // Receives one response. All methods are thread-safe. Exactly one of finish_json / end_stream /

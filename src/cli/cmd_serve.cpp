@@ -1,0 +1,128 @@
+// slm serve MODEL... [--host 127.0.0.1 --port 8080 --api-key KEY --ctx N --parallel N --max-queue N]
+// An OpenAI-compatible HTTP server over one or more local models.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "common.hpp"
+#include "slm/engine/scheduler.hpp"
+#include "slm/server/engine_provider.hpp"
+#include "slm/server/http_server.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ServeArgs {
+  std::vector<std::string> models;
+  std::vector<std::string> names;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  int64_t ctx = 4096;
+  int parallel = 4;
+  int max_queue = 64;
+  int64_t kv_tokens = 0;
+  int64_t max_body_mb = 8;
+  int threads = 0;
+  std::string chat_template;
+  std::string config;
+};
+
+// The bundled demo model, found beside the executable's build folder (<repo>/build/slm ->
+// <repo>/models/demo).
+std::string demo_model() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (fs::path dir = exe.parent_path(); !ec && !dir.empty(); dir = dir.parent_path()) {
+    const fs::path candidate = dir / "models" / "demo" / "demo-q8_0.gguf";
+    if (fs::exists(candidate, ec)) return candidate.string();
+    if (dir == dir.parent_path()) break;
+  }
+  fail(ErrorKind::not_found, "no MODEL given and the demo model (models/demo/demo-q8_0.gguf) is not beside this slm; "
+                             "name a GGUF file, a Hugging Face folder or a stored model");
+}
+
+void raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+Command add_serve(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve models over an OpenAI-compatible HTTP API");
+  cmd->add_option("model", args->models, "GGUF files, Hugging Face folders or stored model names (none: the demo model)");
+  cmd->add_option("--name", args->names, "The name clients use for each model, in order (default: the file name)");
+  cmd->add_option("--host", args->host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
+  cmd->add_option("--port", args->port, "Port (0: a free one)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY'");
+  cmd->add_option("-c,--ctx", args->ctx, "Context per sequence (tokens; capped at the model's)")->capture_default_str();
+  cmd->add_option("--parallel", args->parallel, "Sequences generated at once per model")->capture_default_str();
+  cmd->add_option("--max-queue", args->max_queue, "Waiting requests beyond which the server answers 429")->capture_default_str();
+  cmd->add_option("--kv-tokens", args->kv_tokens, "KV cache positions shared by a model's sequences (0: parallel x ctx)");
+  cmd->add_option("--max-body-mb", args->max_body_mb, "Largest request body in MiB (larger: 413)")->capture_default_str();
+  cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--chat-template", args->chat_template, "Jinja file to use instead of the models' own chat templates");
+  cmd->add_option("--config", args->config, "Router configuration (YAML): tiers, policies, upstreams");
+  return {cmd, [args]() {
+            if (!args->config.empty()) {
+              fail(ErrorKind::unsupported, "--config: the router is not built yet; serve models directly with slm serve MODEL...");
+            }
+            set_threads(args->threads);
+            if (args->parallel < 1) fail(ErrorKind::invalid_argument, "--parallel must be >= 1, found {}", args->parallel);
+            if (args->max_queue < 0) fail(ErrorKind::invalid_argument, "--max-queue must be >= 0, found {}", args->max_queue);
+            if (args->max_body_mb < 1) fail(ErrorKind::invalid_argument, "--max-body-mb must be >= 1, found {}", args->max_body_mb);
+            if (args->models.empty()) args->models.push_back(demo_model());
+            if (!args->names.empty() && args->names.size() != args->models.size()) {
+              fail(ErrorKind::invalid_argument, "--name given {} times for {} models; give one per model or none",
+                   args->names.size(), args->models.size());
+            }
+            const std::string chat_template = args->chat_template.empty() ? "" : read_file(args->chat_template);
+            std::vector<server::LocalModel> models;
+            for (size_t i = 0; i < args->models.size(); ++i) {
+              const std::string path = resolve_model_path(args->models[i]);
+              auto model = Model::load(path);
+              require_tokenizer(*model);
+              SchedulerOptions options;
+              options.n_ctx = args->ctx;
+              options.max_sequences = args->parallel;
+              options.max_queue = args->max_queue;
+              options.kv_tokens = args->kv_tokens;
+              server::LocalModel m;
+              m.id = !args->names.empty() ? args->names[i]
+                     : path == args->models[i] ? server::model_id_from_path(path)
+                                               : args->models[i];
+              m.scheduler = std::make_shared<Scheduler>(model, options);
+              m.chat_template = chat_template;
+              std::cerr << "slm serve: model '" << m.id << "' from " << path << " (context " << m.scheduler->options().n_ctx
+                        << ", " << args->parallel << " sequences)\n";
+              models.push_back(std::move(m));
+            }
+            auto provider = std::make_shared<server::EngineProvider>(std::move(models));
+            server::HttpOptions http;
+            http.host = args->host;
+            http.port = uint16_t(args->port);
+            http.api_key = args->api_key;
+            http.max_body_bytes = size_t(args->max_body_mb) << 20;
+            http.handle_signals = true;
+            raise_file_limit();
+            server::HttpServer server(provider, http);
+            const uint16_t port = server.listen();
+            const std::string shown_host = args->host.find(':') != std::string::npos ? "[" + args->host + "]" : args->host;
+            std::cout << "listening on http://" << shown_host << ":" << port << std::endl;
+            server.run();
+            std::cerr << "slm serve: stopped\n";
+            return 0;
+          }};
+}
+
+}  // namespace slm::cli

@@ -1,0 +1,31 @@
+// Shared by the client scripts: the official openai package (path in SLM_OPENAI_DIR), a client for
+// the server URL given as the first argument, and a check that fails the script.
+import { pathToFileURL } from 'node:url';
+
+const dir = process.env.SLM_OPENAI_DIR;
+if (!dir) {
+  console.error('SLM_OPENAI_DIR is not set');
+  process.exit(2);
+}
+const { default: OpenAI } = await import(pathToFileURL(`${dir}/index.mjs`).href);
+
+export const baseURL = process.argv[2];
+export const model = process.argv[3] ?? 'demo';
+export const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: process.env.SLM_API_KEY ?? 'none', maxRetries: 0, timeout: 60000 });
+
+export function check(condition, message) {
+  if (!condition) {
+    console.error(`FAIL: ${message}`);
+    process.exit(1);
+  }
+}
+
+// The API error a call throws (null when it succeeds).
+export async function error_of(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    return e;
+  }
+  return null;
+}
