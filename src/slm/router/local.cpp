@@ -16,6 +16,7 @@ class QueueSink : public server::ResponseSink {
 
   void finish_json(const nlohmann::json& body) override {
     if (ended_.exchange(true)) return;
+    release_callback();
     Event e;
     e.kind = Event::Kind::json;
     e.body = body;
@@ -29,6 +30,7 @@ class QueueSink : public server::ResponseSink {
       e.body = nlohmann::json::parse(data);
     } catch (const nlohmann::json::exception&) {
       if (ended_.exchange(true)) return;
+      release_callback();
       queue_->push(Event::error(500, "in-process model sent a malformed event", true));
       return;
     }
@@ -36,10 +38,12 @@ class QueueSink : public server::ResponseSink {
   }
   void end_stream() override {
     if (ended_.exchange(true)) return;
+    release_callback();
     queue_->push(Event::of(Event::Kind::done));
   }
   void fail(const server::ApiError& error) override {
     if (ended_.exchange(true)) return;
+    release_callback();
     queue_->push(Event::error(error.status, error.message, retryable_status(error.status), error.type));
   }
   bool cancelled() const override { return cancelled_.load(); }
@@ -48,9 +52,16 @@ class QueueSink : public server::ResponseSink {
     {
       std::lock_guard lock(mutex_);
       if (cancelled_.load()) run_now = std::move(callback);
-      else callback_ = std::move(callback);
+      else if (!ended_.load()) callback_ = std::move(callback);
     }
     if (run_now) run_now();
+  }
+  // The answer is complete: nothing to cancel any more. Dropping the provider's callback now, while
+  // the provider is certainly alive, keeps whatever it holds from outliving it.
+  void release_callback() {
+    std::function<void()> old;
+    std::lock_guard lock(mutex_);
+    old.swap(callback_);
   }
   void cancel() {
     std::function<void()> cb;
