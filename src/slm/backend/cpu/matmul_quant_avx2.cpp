@@ -1,5 +1,5 @@
 // The integer block kernels (matmul_quant_impl.hpp) built for AVX2 + FMA + F16C: 16 vector
-// registers hold tiles of 2 weight rows x 4 tokens.
+// registers hold tiles of 2 weight rows x 4 tokens (generation) or 2 rows x 16 tokens (prompts).
 #define SLM_QUANT_VNNI 0
 #define SLM_QUANT_ROWS 2
 #define SLM_QUANT_COLS 4

@@ -1,5 +1,6 @@
 // The integer block kernels (matmul_quant_impl.hpp) built for AVX-512BW/VL: 32 vector registers hold
-// tiles of 4 weight rows x 4 tokens; block products through vpmaddubsw + vpmaddwd.
+// tiles of 4 weight rows x 4 tokens (generation) or 4 rows x 16 tokens (prompts); block products
+// through vpmaddubsw + vpmaddwd.
 // GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which it then reports
 // as maybe-uninitialized; the warning is about the header, not this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

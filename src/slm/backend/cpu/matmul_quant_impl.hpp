@@ -1,29 +1,31 @@
 // Integer block kernels for every weight block format, written once with 256-bit integer vectors
 // and compiled by each instruction-set file (matmul_quant_avx2.cpp, _avx512.cpp, _avx512vnni.cpp),
 // which sets before including it:
-//   SLM_QUANT_VNNI  1: block products through vpdpbusd (AVX512-VNNI with VL), 0: vpmaddubsw + vpmaddwd
-//   SLM_QUANT_ROWS  weight rows per tile, SLM_QUANT_COLS  activation rows (tokens) per tile
+//   SLM_QUANT_VNNI         1: block products through vpdpbusd (AVX512-VNNI with VL), 0: vpmaddubsw +
+//                          vpmaddwd
+//   SLM_QUANT_ROWS/COLS    few tokens: weight rows per tile, most tokens taken this way
+//   SLM_QUANT_GEMM_ROWS    many tokens: weight rows per tile, and groups of 8 tokens per register tile
+//   SLM_QUANT_GEMM_GROUPS
 // Everything here has internal linkage: each including file gets its own copy, built for its flags.
 //
 // The scheme. Activations are rounded per block of 32 to int8 with one f32 scale (d_a = max|x| / 127)
-// and the sums of each 16-element half of the rounded block. Each format's decoder turns a weight
-// block into 32 int8 values per "unit" of 32 elements (in element order) plus, per 16-element half of
-// the unit, a scale and a minimum, such that w = scale * q + minimum. Then per unit
-//   w . x ~= sum over halves h of scale_h * d_a * (q_h . a_h) + minimum_h * d_a * (sum a_h),
-// computed as eight int32 lanes (lanes 0..3 hold the first half, 4..7 the second) converted to f32
-// and multiplied lane-wise by the half scales; the minimum term uses the half sums spread over four
-// lanes each (sum / 4 per lane, exact). Formats whose values carry an offset (Q4_0's q - 8, Q6_K's
-// q - 32, ...) are decoded unsigned with the offset moved into the minimum, so the byte products
-// take them as they are (vpmaddubsw's unsigned operand). Signed-only formats (Q8_0, IQ4_NL, IQ4_XS)
-// take |q| and move the sign of q onto the activations (vpsignb): |q| * sign(q) a = q a. Pair sums
-// of vpmaddubsw stay below the int16 limit: unsigned values are at most 63 (2 * 63 * 127) and
-// |q| at most 128 (2 * 128 * 127 = 32512).
+// and the sums of the rounded block and of its 16-element halves. Each format's decoder turns a
+// weight block into 32 int8 values per "unit" of 32 elements (in element order) plus, per 16-element
+// half of the unit, a scale and a minimum, such that w = scale * q + minimum. Then per unit
+//   w . x ~= sum over halves h of scale_h * d_a * (q_h . a_h) + minimum_h * d_a * (sum a_h).
+// Formats whose values carry an offset (Q4_0's q - 8, Q6_K's q - 32, ...) are decoded unsigned with
+// the offset moved into the minimum, so the byte products take them as they are (the unsigned
+// operand of vpmaddubsw / vpdpbusd). Signed-only formats (Q8_0, IQ4_NL, IQ4_XS) take |q| and move
+// the sign of q onto the activations (vpsignb), or with VNNI q + 128 (vpdpbusd adds four products
+// into int32 without saturating) with -128 * scale as the minimum. Pair sums of vpmaddubsw stay
+// below the int16 limit: unsigned values are at most 63 (2 * 63 * 127) and |q| at most 128
+// (2 * 128 * 127 = 32512).
 //
-// Matrix products (many tokens): a tile of ROWS weight rows is decoded once into a per-thread panel,
-// then every group of COLS tokens runs over it with ROWS x COLS accumulators in registers, so each
-// decoded weight vector serves COLS tokens and each activation vector ROWS rows. Few tokens (at most
-// COLS): the rows are decoded 256 elements at a time and used at once while in L1, with the next
-// tile's rows prefetched (short row streams that the hardware prefetcher hardly learns).
+// Few tokens (at most COLS, i.e. generation): tiles of ROWS weight rows are decoded 256 elements at
+// a time into a per-thread panel and used at once while in L1, with the next rows prefetched (short
+// row streams that the hardware prefetcher hardly learns). A unit's products are eight int32 lanes
+// (lanes 0..3 the first half) scaled lane-wise; the minimum terms are one vector product per 8 units.
+// Many tokens (prompts): see tile_grouped: one token per lane, weight bytes broadcast.
 // OpenMP threads take chunks of consecutive tiles as they go.
 #pragma once
 
