@@ -3,6 +3,7 @@
 // chunked prefill and preemption; plus the limits, cancellation and constraints.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -117,8 +118,17 @@ SchedulerStats check_concurrent(int n, SchedulerOptions options, int64_t max_tok
   }
   Scheduler scheduler(model, options);
   Collector collector;
-  for (int i = 0; i < n; ++i) scheduler.submit(greedy_request(prompts[size_t(i)], max_tokens), collector.callback(uint64_t(i)));
+  std::atomic<int64_t> widest_batch{0};  // rows of the largest forward seen
+  for (int i = 0; i < n; ++i) {
+    auto cb = collector.callback(uint64_t(i));
+    scheduler.submit(greedy_request(prompts[size_t(i)], max_tokens), [&, cb](const GenerationEvent& ev) {
+      widest_batch = std::max(widest_batch.load(), scheduler.stats().last_batch_tokens);
+      return cb(ev);
+    });
+  }
   EXPECT_TRUE(collector.wait(size_t(n)));
+  EXPECT_LE(widest_batch.load(), options.max_batch_tokens);
+  EXPECT_GT(widest_batch.load(), 0);
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(collector.tokens(uint64_t(i)), expected[size_t(i)]) << "request " << i << " of " << n;
     const auto events = collector.events(uint64_t(i));
