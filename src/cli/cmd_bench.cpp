@@ -1,4 +1,4 @@
-// slm bench MODEL [-p 512 -n 128 -r 5] [--json]: prompt processing and generation speed.
+// slm bench MODEL [-p 512 -n 128 -r 5] [--device cpu|cuda|auto] [--json]: prompt processing and generation speed.
 #include <fmt/format.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -11,6 +11,7 @@
 #include "common.hpp"
 #include "slm/util/error.hpp"
 #include "slm/backend/cpu/matmul.hpp"
+#include "slm/engine/cuda_session.hpp"
 #include "slm/engine/session.hpp"
 #include "slm/util/timing.hpp"
 
@@ -24,6 +25,7 @@ struct BenchArgs {
   int threads = 0;
   bool json = false;
   bool no_bandwidth = false;
+  std::string device = "auto";
 };
 
 struct Series {
@@ -55,52 +57,74 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->add_flag("--no-bandwidth", args->no_bandwidth, "Skip measuring the memory read bandwidth");
+  cmd->add_option("--device", args->device,
+                  "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
+      ->capture_default_str();
   return {cmd, [args]() {
             set_threads(args->threads);
             if (args->repetitions <= 0) fail(ErrorKind::invalid_argument, "-r must be positive, found {}", args->repetitions);
             if (args->n_prompt < 0 || args->n_gen < 0) fail(ErrorKind::invalid_argument, "-p and -n must be >= 0");
             auto model = load_model(args->model);
             const ModelConfig& c = model->config();
-            SessionOptions so;
-            so.n_ctx = std::max<int64_t>(std::max(args->n_prompt, args->n_gen), 1);
-            so.n_batch = std::max<int64_t>(args->n_prompt, 1);
-            Session session(model, so);
+            const int64_t n_ctx = std::max<int64_t>(std::max(args->n_prompt, args->n_gen), 1);
+            const Device device = choose_device(args->device, *model, n_ctx);
             std::mt19937 rng(1234);
             std::uniform_int_distribution<int32_t> pick(0, int32_t(c.vocab_size - 1));
             std::vector<float> logits(static_cast<size_t>(c.vocab_size));
             Series pp, tg;
-            // One warm-up of each test, then the counted runs.
-            for (int r = -1; r < args->repetitions; ++r) {
-              if (args->n_prompt > 0) {
-                std::vector<int32_t> tokens(static_cast<size_t>(args->n_prompt));
-                for (auto& t : tokens) t = pick(rng);
-                session.reset();
-                Stopwatch clock;
-                session.forward(tokens, logits.data(), false);
-                const double s = clock.seconds();
-                if (r >= 0) pp.tokens_per_s.push_back(double(args->n_prompt) / s);
-              }
-              if (args->n_gen > 0) {
-                session.reset();
-                int32_t token = pick(rng);
-                Stopwatch clock;
-                for (int64_t i = 0; i < args->n_gen; ++i) {
-                  session.forward(std::span<const int32_t>(&token, 1), logits.data(), false);
-                  token = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            const auto measure = [&](auto& session) {
+              // One warm-up of each test, then the counted runs.
+              for (int r = -1; r < args->repetitions; ++r) {
+                if (args->n_prompt > 0) {
+                  std::vector<int32_t> tokens(static_cast<size_t>(args->n_prompt));
+                  for (auto& t : tokens) t = pick(rng);
+                  session.reset();
+                  Stopwatch clock;
+                  session.forward(tokens, logits.data(), false);
+                  const double s = clock.seconds();
+                  if (r >= 0) pp.tokens_per_s.push_back(double(args->n_prompt) / s);
                 }
-                const double s = clock.seconds();
-                if (r >= 0) tg.tokens_per_s.push_back(double(args->n_gen) / s);
+                if (args->n_gen > 0) {
+                  session.reset();
+                  int32_t token = pick(rng);
+                  Stopwatch clock;
+                  for (int64_t i = 0; i < args->n_gen; ++i) {
+                    session.forward(std::span<const int32_t>(&token, 1), logits.data(), false);
+                    token = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+                  }
+                  const double s = clock.seconds();
+                  if (r >= 0) tg.tokens_per_s.push_back(double(args->n_gen) / s);
+                }
               }
+            };
+            std::string gpu_name;
+            if (device == Device::cuda) {
+              CudaSessionOptions co;
+              co.n_ctx = n_ctx;
+              CudaSession session(model, co);
+              measure(session);
+              gpu_name = cuda_device_summary().name;
+            } else {
+              SessionOptions so;
+              so.n_ctx = n_ctx;
+              so.n_batch = std::max<int64_t>(args->n_prompt, 1);
+              Session session(model, so);
+              measure(session);
             }
             const double bytes_per_token = double(model->weight_bytes_per_token());
             const double weight_gbps = tg.median() * bytes_per_token / 1e9;
             const size_t peak = peak_rss_bytes();  // before the bandwidth probe's own buffer
-            const double bandwidth = args->no_bandwidth ? 0.0 : cpu::measure_read_bandwidth() / 1e9;
+            // The GPU's figure is its device-to-device copy (bytes read plus written), the CPU's a read probe.
+            const double bandwidth = args->no_bandwidth ? 0.0
+                                     : device == Device::cuda ? cuda_copy_bandwidth() / 1e9
+                                                              : cpu::measure_read_bandwidth() / 1e9;
             const int threads = omp_get_max_threads();
             if (args->json) {
               nlohmann::json out;
               out["model"] = model->path();
               out["arch"] = c.arch;
+              out["device"] = std::string(device_name(device));
+              if (device == Device::cuda) out["gpu"] = gpu_name;
               out["threads"] = threads;
               out["isa"] = cpu::isa_name(cpu::detect_isa());
               out["weight_bytes_per_token"] = bytes_per_token;
@@ -111,14 +135,18 @@ Command add_bench(CLI::App& app) {
                 out["weight_gb_per_s"] = weight_gbps;
               }
               if (bandwidth > 0) {
-                out["read_bandwidth_gb_per_s"] = bandwidth;
+                out[device == Device::cuda ? "copy_bandwidth_gb_per_s" : "read_bandwidth_gb_per_s"] = bandwidth;
                 if (args->n_gen > 0) out["bandwidth_fraction"] = weight_gbps / bandwidth;
               }
               std::cout << out.dump(2) << "\n";
               return 0;
             }
-            std::cout << fmt::format("model: {} ({}, {}), {} threads, {}\n", model->path(), c.arch, model->format(),
-                                     threads, cpu::isa_name(cpu::detect_isa()));
+            if (device == Device::cuda) {
+              std::cout << fmt::format("model: {} ({}, {}), CUDA on {}\n", model->path(), c.arch, model->format(), gpu_name);
+            } else {
+              std::cout << fmt::format("model: {} ({}, {}), {} threads, {}\n", model->path(), c.arch, model->format(),
+                                       threads, cpu::isa_name(cpu::detect_isa()));
+            }
             std::cout << fmt::format("| {:8} | {:>10} | {:>10} | {:>10} |\n", "test", "t/s median", "min", "max");
             if (args->n_prompt > 0)
               std::cout << fmt::format("| pp{:<6} | {:10.2f} | {:10.2f} | {:10.2f} |\n", args->n_prompt, pp.median(), pp.min(), pp.max());
@@ -127,7 +155,8 @@ Command add_bench(CLI::App& app) {
             std::cout << fmt::format("weights read per token: {:.1f} MiB", bytes_per_token / (1 << 20));
             if (args->n_gen > 0) std::cout << fmt::format("; at tg: {:.2f} GB/s", weight_gbps);
             if (bandwidth > 0) {
-              std::cout << fmt::format("; measured read bandwidth {:.2f} GB/s", bandwidth);
+              std::cout << fmt::format("; measured {} bandwidth {:.2f} GB/s",
+                                       device == Device::cuda ? "device copy" : "read", bandwidth);
               if (args->n_gen > 0) std::cout << fmt::format(" ({:.0f}% of it)", 100.0 * weight_gbps / bandwidth);
             }
             std::cout << fmt::format("\npeak memory: {:.1f} MiB\n", double(peak) / (1 << 20));

@@ -6,6 +6,7 @@
 
 #include "common.hpp"
 #include "slm/util/error.hpp"
+#include "slm/engine/cuda_session.hpp"
 #include "slm/engine/generate.hpp"
 
 namespace slm::cli {
@@ -21,6 +22,7 @@ struct RunArgs {
   bool echo = false;
   SamplerOptions sampling;
   int64_t seed = -1;
+  std::string device = "auto";
 };
 }  // namespace
 
@@ -44,6 +46,8 @@ Command add_run(CLI::App& app) {
   cmd->add_option("-s,--seed", args->seed, "Random seed (-1: random)");
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens to the prompt");
   cmd->add_flag("--echo", args->echo, "Print the prompt before the generated text");
+  cmd->add_option("--device", args->device, "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
+      ->capture_default_str();
   return {cmd, [args]() {
             set_threads(args->threads);
             if (!args->prompt_file.empty()) args->prompt = read_file(args->prompt_file);
@@ -52,27 +56,39 @@ Command add_run(CLI::App& app) {
             const Tokenizer& tok = require_tokenizer(*model);
             std::vector<int32_t> prompt = tok.encode(args->prompt, !args->no_special, true);
             if (prompt.empty()) fail(ErrorKind::invalid_argument, "the prompt is empty and the model adds no BOS token");
-            SessionOptions so;
-            so.n_ctx = args->ctx;
-            Session session(model, so);
-            if (int64_t(prompt.size()) >= session.n_ctx()) {
-              fail(ErrorKind::out_of_range, "the prompt has {} tokens; the context holds {}", prompt.size(), session.n_ctx());
-            }
             SamplerOptions sampling = args->sampling;
             sampling.seed = args->seed < 0 ? 0xFFFFFFFFu : uint64_t(args->seed);
             Sampler sampler(sampling);
-            if (args->echo) std::fwrite(args->prompt.data(), 1, args->prompt.size(), stdout);
-            StreamDecoder decoder(tok);
-            auto stats = generate(session, sampler, prompt, args->n_predict, [&](int32_t token) {
-              const std::string piece = decoder.push(token);
-              std::fwrite(piece.data(), 1, piece.size(), stdout);
+            GenerationStats stats;
+            const auto run_on = [&](auto& session) {
+              if (int64_t(prompt.size()) >= session.n_ctx()) {
+                fail(ErrorKind::out_of_range, "the prompt has {} tokens; the context holds {}", prompt.size(),
+                     session.n_ctx());
+              }
+              if (args->echo) std::fwrite(args->prompt.data(), 1, args->prompt.size(), stdout);
+              StreamDecoder decoder(tok);
+              stats = generate(session, sampler, prompt, args->n_predict, [&](int32_t token) {
+                const std::string piece = decoder.push(token);
+                std::fwrite(piece.data(), 1, piece.size(), stdout);
+                std::fflush(stdout);
+                return true;
+              });
+              const std::string rest = decoder.flush();
+              std::fwrite(rest.data(), 1, rest.size(), stdout);
+              std::fputc('\n', stdout);
               std::fflush(stdout);
-              return true;
-            });
-            const std::string rest = decoder.flush();
-            std::fwrite(rest.data(), 1, rest.size(), stdout);
-            std::fputc('\n', stdout);
-            std::fflush(stdout);
+            };
+            if (choose_device(args->device, *model, args->ctx) == Device::cuda) {
+              CudaSessionOptions co;
+              co.n_ctx = args->ctx;
+              CudaSession session(model, co);
+              run_on(session);
+            } else {
+              SessionOptions so;
+              so.n_ctx = args->ctx;
+              Session session(model, so);
+              run_on(session);
+            }
             std::cerr << fmt::format(
                 "\nprompt: {} tokens in {:.3f} s ({:.2f} tokens/s); generation: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
                 stats.prompt_tokens, stats.prompt_seconds,
