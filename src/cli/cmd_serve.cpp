@@ -8,6 +8,7 @@
 
 #include "common.hpp"
 #include "slm/engine/scheduler.hpp"
+#include "slm/router/router.hpp"
 #include "slm/server/engine_provider.hpp"
 #include "slm/server/http_server.hpp"
 #include "slm/util/error.hpp"
@@ -74,21 +75,43 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("--chat-template", args->chat_template, "Jinja file to use instead of the models' own chat templates");
   cmd->add_option("--config", args->config, "Router configuration (YAML): tiers, policies, upstreams");
   return {cmd, [args]() {
-            if (!args->config.empty()) {
-              fail(ErrorKind::unsupported, "--config: the router is not built yet; serve models directly with slm serve MODEL...");
-            }
             set_threads(args->threads);
             if (args->parallel < 1) fail(ErrorKind::invalid_argument, "--parallel must be >= 1, found {}", args->parallel);
             if (args->max_queue < 0) fail(ErrorKind::invalid_argument, "--max-queue must be >= 0, found {}", args->max_queue);
             if (args->max_body_mb < 1) fail(ErrorKind::invalid_argument, "--max-body-mb must be >= 1, found {}", args->max_body_mb);
-            if (args->models.empty()) args->models.push_back(demo_model());
+            std::shared_ptr<server::Provider> provider;
+            if (!args->config.empty()) {
+              if (!args->models.empty()) fail(ErrorKind::invalid_argument, "expected either MODEL... or --config, found both");
+              // Tiers' in-process models get the same engine settings as models served directly.
+              router::RouterOptions router_options;
+              router_options.local_factory = [args](const std::string& path_or_name) -> std::shared_ptr<server::Provider> {
+                const std::string path = resolve_model_path(path_or_name);
+                auto model = Model::load(path);
+                require_tokenizer(*model);
+                SchedulerOptions options;
+                options.n_ctx = args->ctx;
+                options.max_sequences = args->parallel;
+                options.max_queue = args->max_queue;
+                options.kv_tokens = args->kv_tokens;
+                server::LocalModel m;
+                m.id = path == path_or_name ? server::model_id_from_path(path) : path_or_name;
+                m.scheduler = std::make_shared<Scheduler>(model, options);
+                std::cerr << "slm serve: model '" << m.id << "' from " << path << "\n";
+                std::vector<server::LocalModel> models;
+                models.push_back(std::move(m));
+                return std::make_shared<server::EngineProvider>(std::move(models));
+              };
+              provider = std::make_shared<router::Router>(router::load_config(args->config), router_options);
+              std::cerr << "slm serve: router from " << args->config << "\n";
+            }
+            if (!provider && args->models.empty()) args->models.push_back(demo_model());
             if (!args->names.empty() && args->names.size() != args->models.size()) {
               fail(ErrorKind::invalid_argument, "--name given {} times for {} models; give one per model or none",
                    args->names.size(), args->models.size());
             }
             const std::string chat_template = args->chat_template.empty() ? "" : read_file(args->chat_template);
             std::vector<server::LocalModel> models;
-            for (size_t i = 0; i < args->models.size(); ++i) {
+            for (size_t i = 0; !provider && i < args->models.size(); ++i) {
               const std::string path = resolve_model_path(args->models[i]);
               auto model = Model::load(path);
               require_tokenizer(*model);
@@ -107,7 +130,7 @@ Command add_serve(CLI::App& app) {
                         << ", " << args->parallel << " sequences)\n";
               models.push_back(std::move(m));
             }
-            auto provider = std::make_shared<server::EngineProvider>(std::move(models));
+            if (!provider) provider = std::make_shared<server::EngineProvider>(std::move(models));
             server::HttpOptions http;
             http.host = args->host;
             http.port = uint16_t(args->port);

@@ -573,7 +573,8 @@ nlohmann::json Router::deployments_json() {
 bool Router::handle_other(const std::string& method, const std::string& path, const nlohmann::json& request,
                           const server::RequestInfo& info, std::shared_ptr<server::ResponseSink> sink) {
   if (path != "/v1/router/stats") return false;
-  if (method != "GET") {
+  // GET as documented; POST too, for fronts that hand only POST requests to providers.
+  if (method != "GET" && method != "POST") {
     sink->fail(api_error(405, "invalid_request_error", "expected GET for /v1/router/stats, found " + method));
     return true;
   }
