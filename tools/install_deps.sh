@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcurl4-openssl-dev libssl-dev
   libboost-dev libboost-system-dev libyaml-cpp-dev libsqlite3-dev
-  tmux
+  tmux curl
 )
 missing=()
 for p in "${packages[@]}"; do
