@@ -195,6 +195,15 @@ TEST(Scheduler, ChunkedPrefillAndSmallBatchesMatchSession) {
   check_concurrent(6, o, 16, 30);
 }
 
+TEST(Scheduler, BatchBudgetBelowTheSequenceCountStillServesEveryone) {
+  SchedulerOptions o;
+  o.max_sequences = 5;
+  o.n_ctx = 96;
+  o.prefill_chunk = 2;
+  o.max_batch_tokens = 2;  // fewer rows per step than running sequences
+  check_concurrent(5, o, 10, 4, fixture_model("smollm2"));
+}
+
 TEST(Scheduler, PreemptionWhenBlocksRunOutKeepsOutputs) {
   // 10 blocks of 8 positions for 4 sequences that each grow to ~45 positions: some must wait or be
   // preempted and recomputed.
