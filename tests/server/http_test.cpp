@@ -321,8 +321,8 @@ TEST(HttpLimits, FullQueueIs429) {
   EXPECT_NE(m.find("slm_http_requests_total{route=\"/v1/completions\",status=\"429\"} 1"), std::string::npos);
 }
 
-TEST(HttpCli, ConfigIsNotBuiltYetAndBadFlagsFail) {
-  const std::string cmd = std::string(SLM_EXE) + " serve --config x.yaml --port 0 >/dev/null 2>&1";
+TEST(HttpCli, MissingConfigFileAndBadFlagsFail) {
+  const std::string cmd = std::string(SLM_EXE) + " serve --config no-such-router.yaml --port 0 >/dev/null 2>&1";
   const int status = std::system(cmd.c_str());
   EXPECT_NE(WEXITSTATUS(status), 0);
   const std::string bad = std::string(SLM_EXE) + " serve " + demo_model() + " --parallel 0 --port 0 >/dev/null 2>&1";
