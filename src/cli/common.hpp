@@ -37,6 +37,7 @@ Command add_chat(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_capture(CLI::App& app);
+Command add_eval(CLI::App& app);
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);

@@ -1,0 +1,369 @@
+#include "slm/eval/backend.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "slm/backend/cpu/ops.hpp"
+#include "slm/engine/scheduler.hpp"
+#include "slm/engine/session.hpp"
+#include "slm/router/answer.hpp"
+#include "slm/router/upstream.hpp"
+#include "slm/tokenizer/tokenizer.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm::eval {
+
+namespace asio = boost::asio;
+
+std::string cut_at_stop(const std::string& text, const std::vector<std::string>& until) {
+  size_t cut = text.size();
+  for (const auto& s : until) {
+    if (s.empty()) continue;
+    const size_t pos = text.find(s);
+    if (pos != std::string::npos) cut = std::min(cut, pos);
+  }
+  return text.substr(0, cut);
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// In-process model.
+
+class LocalBackend final : public Backend {
+ public:
+  LocalBackend(std::shared_ptr<const Model> model, const LocalOptions& options) : model_(std::move(model)), options_(options) {
+    if (!model_->tokenizer()) fail(ErrorKind::invalid_argument, "evaluation needs a model with a tokenizer");
+    n_ctx_ = options.n_ctx > 0 ? options.n_ctx : model_->config().context_length > 0 ? model_->config().context_length : 4096;
+    if (model_->config().context_length > 0) n_ctx_ = std::min(n_ctx_, model_->config().context_length);
+  }
+
+  std::string name() const override { return "local"; }
+
+  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
+                                                 const Progress& progress) override {
+    const Tokenizer& tok = *model_->tokenizer();
+    const int64_t vocab = model_->config().vocab_size;
+    SessionOptions so;
+    so.n_ctx = n_ctx_;
+    Session session(model_, so);
+    std::vector<int32_t> cached;  // tokens whose KV the session holds
+    std::vector<LoglikelihoodResult> out;
+    out.reserve(requests.size());
+    std::vector<float> logits;
+    std::vector<float> row(static_cast<size_t>(vocab));
+    for (const auto& r : requests) {
+      std::string context = r.context, continuation = r.continuation;
+      // lm-eval: trailing spaces of the context belong to the continuation.
+      while (!context.empty() && context.back() == ' ') {
+        context.pop_back();
+        continuation.insert(continuation.begin(), ' ');
+      }
+      std::vector<int32_t> whole = tok.encode(context + continuation, true, false);
+      const std::vector<int32_t> ctx = tok.encode(context, true, false);
+      size_t n_context = std::min(ctx.size(), whole.size());
+      if (n_context == 0) {
+        // Nothing to condition on: the first token cannot be scored; lm-eval puts an end-of-text token first.
+        const int32_t prefix = tok.data().bos_id >= 0 ? tok.data().bos_id : tok.data().eos_id;
+        if (prefix < 0) fail(ErrorKind::invalid_argument, "an empty context needs a BOS or EOS token");
+        whole.insert(whole.begin(), prefix);
+        n_context = 1;
+      }
+      // Left truncation to the context size.
+      if (int64_t(whole.size()) > n_ctx_) {
+        const size_t drop = whole.size() - size_t(n_ctx_);
+        if (drop >= n_context) {
+          fail(ErrorKind::out_of_range, "a continuation of {} tokens does not fit the context of {}",
+               whole.size() - n_context, n_ctx_);
+        }
+        whole.erase(whole.begin(), whole.begin() + std::ptrdiff_t(drop));
+        n_context -= drop;
+      }
+      LoglikelihoodResult res;
+      res.tokens = int64_t(whole.size() - n_context);
+      if (res.tokens > 0) {
+        // Reuse the cached prefix, but re-run at least the last context token: its logits predict
+        // the first continuation token.
+        size_t common = 0;
+        while (common < cached.size() && common < whole.size() && cached[common] == whole[common]) ++common;
+        const size_t start = std::min(common, n_context - 1);
+        session.truncate(int64_t(start));
+        cached.resize(start);
+        const std::span<const int32_t> rest(whole.data() + start, whole.size() - start);
+        logits.resize(rest.size() * size_t(vocab));
+        session.forward(rest, logits.data(), true);
+        cached.insert(cached.end(), rest.begin(), rest.end());
+        res.is_greedy = true;
+        for (size_t t = n_context; t < whole.size(); ++t) {
+          const float* l = logits.data() + (t - 1 - start) * size_t(vocab);
+          cpu::log_softmax(l, row.data(), vocab);
+          res.logprob += row[size_t(whole[t])];
+          int32_t best = 0;
+          for (int64_t v = 1; v < vocab; ++v) {
+            if (l[v] > l[best]) best = int32_t(v);
+          }
+          if (best != whole[t]) res.is_greedy = false;
+        }
+      }
+      out.push_back(res);
+      if (progress) progress(out.size());
+    }
+    return out;
+  }
+
+  std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) override {
+    const Tokenizer& tok = *model_->tokenizer();
+    SchedulerOptions so;
+    so.max_sequences = std::max(1, options_.concurrency);
+    so.n_ctx = n_ctx_;
+    Scheduler scheduler(model_, so);
+    struct Slot {
+      std::vector<int32_t> tokens;
+      std::string text;
+      bool done = false;
+      std::string error;
+    };
+    std::vector<Slot> slots(specs.size());
+    std::mutex mutex;
+    std::condition_variable cv;
+    size_t in_flight = 0, finished = 0;
+    const size_t window = size_t(so.max_sequences) * 2;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return in_flight < window; });
+        ++in_flight;
+      }
+      const auto& spec = specs[i];
+      GenerationRequest req;
+      req.prompt = tok.encode(spec.prompt, true, false);
+      int64_t max_tokens = std::max<int64_t>(1, std::min(spec.max_tokens, n_ctx_ / 2));
+      const int64_t room = n_ctx_ - 1 - max_tokens;
+      if (int64_t(req.prompt.size()) > room) {
+        req.prompt.erase(req.prompt.begin(), req.prompt.end() - room);
+      }
+      if (req.prompt.empty()) req.prompt.push_back(tok.data().bos_id >= 0 ? tok.data().bos_id : 0);
+      req.max_tokens = max_tokens;
+      req.sampling.temperature = 0;
+      req.sampling.seed = options_.seed;
+      Slot* slot = &slots[i];
+      const std::vector<std::string>* until = &spec.until;
+      auto callback = [&, slot, until](const GenerationEvent& e) {
+        bool stop = false;
+        if (e.token >= 0 && e.finish != FinishReason::stop) {
+          slot->tokens.push_back(e.token);
+          slot->text = tok.decode(slot->tokens, true);
+          for (const auto& s : *until) {
+            if (!s.empty() && slot->text.find(s) != std::string::npos) stop = true;
+          }
+        }
+        if (e.finish == FinishReason::error) slot->error = e.error;
+        if (e.finish != FinishReason::none) {
+          std::lock_guard lock(mutex);
+          slot->done = true;
+          --in_flight;
+          ++finished;
+          cv.notify_all();
+          return false;
+        }
+        return !stop;
+      };
+      scheduler.submit(std::move(req), callback);
+    }
+    {
+      std::unique_lock lock(mutex);
+      size_t reported = 0;
+      while (finished < specs.size()) {
+        cv.wait(lock, [&] { return finished > reported || finished == specs.size(); });
+        reported = finished;
+        if (progress) {
+          lock.unlock();
+          progress(reported);
+          lock.lock();
+        }
+      }
+    }
+    std::vector<std::string> out;
+    out.reserve(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (!slots[i].error.empty()) fail(ErrorKind::internal, "generation failed: {}", slots[i].error);
+      out.push_back(cut_at_stop(slots[i].text, specs[i].until));
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<const Model> model_;
+  LocalOptions options_;
+  int64_t n_ctx_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI-compatible endpoint, through the router's upstream client.
+
+asio::awaitable<void> await_call(std::shared_ptr<router::UpstreamDeployment> deployment, router::Endpoint endpoint,
+                                 nlohmann::json request, router::CallOptions options,
+                                 std::shared_ptr<std::promise<router::Event>> result) {
+  auto queue = std::make_shared<router::EventQueue>(co_await asio::this_coro::executor);
+  auto handle = deployment->start(endpoint, request, options, queue);
+  const auto deadline = router::Clock::now() + std::chrono::duration_cast<router::Clock::duration>(
+                                                   std::chrono::duration<double>(options.timeout_s + 5));
+  router::Event e = co_await queue->next(deadline);
+  if (e.kind == router::Event::Kind::error && handle) handle->cancel();
+  result->set_value(std::move(e));
+}
+
+class EndpointBackend final : public Backend {
+ public:
+  explicit EndpointBackend(const EndpointOptions& options)
+      : options_(options), work_(asio::make_work_guard(io_)) {
+    deployment_ = router::UpstreamDeployment::create(io_, router::Url::parse(options.url), options.api_key, "");
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~EndpointBackend() override {
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::string name() const override { return "endpoint"; }
+
+  nlohmann::json call(router::Endpoint endpoint, const nlohmann::json& request) {
+    router::CallOptions co;
+    co.timeout_s = options_.timeout_s;
+    co.first_byte_timeout_s = options_.timeout_s;
+    for (int attempt = 0;; ++attempt) {
+      auto promise = std::make_shared<std::promise<router::Event>>();
+      auto future = promise->get_future();
+      asio::co_spawn(io_, await_call(deployment_, endpoint, request, co, promise), asio::detached);
+      router::Event e = future.get();
+      if (e.kind == router::Event::Kind::json) return std::move(e.body);
+      if (!e.retryable || attempt >= 2) {
+        fail(ErrorKind::io, "endpoint {}: {} (status {})", options_.url, e.message, e.status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500 * (attempt + 1)));
+    }
+  }
+
+  // Runs f(i) for every i on `concurrency` threads; the first error is rethrown.
+  void parallel(size_t n, const std::function<void(size_t)>& f, const Progress& progress) {
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex mutex;
+    std::exception_ptr error;
+    auto worker = [&] {
+      for (;;) {
+        const size_t i = next++;
+        if (i >= n) return;
+        try {
+          f(i);
+        } catch (...) {
+          std::lock_guard lock(mutex);
+          if (!error) error = std::current_exception();
+          next = n;
+          return;
+        }
+        const size_t d = ++done;
+        if (progress) {
+          std::lock_guard lock(mutex);
+          progress(d);
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int32_t t = 0; t < std::max(1, options_.concurrency); ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+    if (error) std::rethrow_exception(error);
+  }
+
+  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
+                                                 const Progress& progress) override {
+    std::vector<LoglikelihoodResult> out(requests.size());
+    parallel(requests.size(), [&](size_t i) {
+      const std::string prompt = requests[i].context + requests[i].continuation;
+      nlohmann::json req = {{"prompt", prompt}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1},
+                            {"temperature", 0}, {"seed", options_.seed}};
+      if (!options_.model.empty()) req["model"] = options_.model;
+      const nlohmann::json answer = call(router::Endpoint::completions, req);
+      const auto& lp = answer.at("choices").at(0).at("logprobs");
+      const auto& token_logprobs = lp.at("token_logprobs");
+      const auto& offsets = lp.at("text_offset");
+      const auto& tokens = lp.at("tokens");
+      // The prompt's tokens come first (usage.prompt_tokens of them; the generated one follows). Where
+      // the prompt ends is read from its last token's offset and text, so offsets counted with or
+      // without the text of a BOS token both work; the continuation is the prompt's last bytes.
+      size_t n_prompt = tokens.size() > 0 ? tokens.size() - 1 : 0;
+      if (answer.contains("usage") && answer.at("usage").contains("prompt_tokens")) {
+        n_prompt = std::min(tokens.size(), answer.at("usage").at("prompt_tokens").get<size_t>());
+      }
+      if (n_prompt == 0 || offsets.size() < n_prompt || token_logprobs.size() < n_prompt) {
+        fail(ErrorKind::format, "endpoint answer has no echoed prompt tokens (echo + logprobs unsupported?)");
+      }
+      const int64_t end = offsets[n_prompt - 1].get<int64_t>() + int64_t(tokens[n_prompt - 1].get<std::string>().size());
+      const int64_t begin = end - int64_t(requests[i].continuation.size());
+      LoglikelihoodResult r;
+      r.is_greedy = false;
+      for (size_t k = 0; k < n_prompt; ++k) {
+        const int64_t off = offsets[k].get<int64_t>();
+        if (off < begin || off >= end) continue;
+        if (token_logprobs[k].is_null()) {
+          fail(ErrorKind::format, "endpoint gave no log-probability for continuation token {}", k);
+        }
+        r.logprob += token_logprobs[k].get<double>();
+        ++r.tokens;
+      }
+      if (r.tokens == 0) fail(ErrorKind::format, "endpoint echoed no continuation tokens (echo + logprobs unsupported?)");
+      out[i] = r;
+    }, progress);
+    return out;
+  }
+
+  std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) override {
+    std::vector<std::string> out(specs.size());
+    parallel(specs.size(), [&](size_t i) {
+      const auto& spec = specs[i];
+      nlohmann::json req = {{"max_tokens", spec.max_tokens}, {"temperature", 0}, {"seed", options_.seed}};
+      if (!options_.model.empty()) req["model"] = options_.model;
+      // OpenAI takes at most four stop strings; the rest are applied here.
+      nlohmann::json stop = nlohmann::json::array();
+      for (size_t k = 0; k < spec.until.size() && k < 4; ++k) stop.push_back(spec.until[k]);
+      if (!stop.empty()) req["stop"] = stop;
+      nlohmann::json answer;
+      if (options_.chat) {
+        req["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", spec.prompt}}});
+        answer = call(router::Endpoint::chat, req);
+      } else {
+        req["prompt"] = spec.prompt;
+        answer = call(router::Endpoint::completions, req);
+      }
+      out[i] = cut_at_stop(router::answer_text(answer), spec.until);
+    }, progress);
+    return out;
+  }
+
+ private:
+  EndpointOptions options_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::shared_ptr<router::UpstreamDeployment> deployment_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_local_backend(std::shared_ptr<const Model> model, const LocalOptions& options) {
+  return std::make_unique<LocalBackend>(std::move(model), options);
+}
+
+std::unique_ptr<Backend> make_endpoint_backend(const EndpointOptions& options) {
+  return std::make_unique<EndpointBackend>(options);
+}
+
+}  // namespace slm::eval

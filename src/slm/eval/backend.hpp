@@ -1,0 +1,68 @@
+// What an evaluation asks of a model: log-likelihoods of continuations given contexts, and greedy
+// generations up to stop strings. Two implementations: a model in this process (a Session for
+// log-likelihoods, the Scheduler for concurrent generation) and an OpenAI-compatible endpoint
+// (completions with echo + logprobs for log-likelihoods, chat or plain completions for generation).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slm/model/model.hpp"
+
+namespace slm::eval {
+
+struct LoglikelihoodRequest {
+  std::string context;
+  std::string continuation;
+};
+struct LoglikelihoodResult {
+  double logprob = 0;      // sum over the continuation's tokens
+  bool is_greedy = false;  // every continuation token was the argmax (local backend only)
+  int64_t tokens = 0;      // continuation tokens scored
+};
+struct GenerationSpec {
+  std::string prompt;
+  std::vector<std::string> until;  // the output ends before the first of these
+  int64_t max_tokens = 256;
+};
+// Called after each finished request with the number finished so far.
+using Progress = std::function<void(size_t done)>;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
+                                                         const Progress& progress) = 0;
+  virtual std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) = 0;
+  virtual std::string name() const = 0;
+};
+
+// Cuts `text` before the earliest occurrence of any stop string.
+std::string cut_at_stop(const std::string& text, const std::vector<std::string>& until);
+
+struct LocalOptions {
+  int32_t concurrency = 4;  // sequences generated at once
+  int64_t n_ctx = 0;        // 0: the model's trained context (4096 when unknown)
+  uint64_t seed = 1234;
+};
+// Log-likelihoods are computed as lm-eval does: tokens of context + continuation, the continuation's
+// tokens being those after the tokens of the context alone (a context's trailing spaces move to the
+// continuation), with the model's BOS in front when its tokenizer adds one; too-long inputs lose
+// tokens from the left.
+std::unique_ptr<Backend> make_local_backend(std::shared_ptr<const Model> model, const LocalOptions& options);
+
+struct EndpointOptions {
+  std::string url;       // http[s]://host[:port][/v1]
+  std::string api_key;   // sent as a bearer token when not empty
+  std::string model;     // the request's "model" ("" : left out)
+  int32_t concurrency = 4;
+  bool chat = true;      // generation through /chat/completions (else /completions)
+  double timeout_s = 300;
+  uint64_t seed = 1234;
+};
+std::unique_ptr<Backend> make_endpoint_backend(const EndpointOptions& options);
+
+}  // namespace slm::eval

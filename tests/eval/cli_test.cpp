@@ -1,0 +1,126 @@
+// `slm eval` end to end on the demo model (in process and through `slm serve`): the report's
+// structure, lm-eval's metric names, numbers computed for every item.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../server/server_process.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct CliRun {
+  int rc = -1;
+  std::string out;
+};
+
+CliRun run(const std::string& args) {
+  const std::string cmd = std::string(SLM_EXE) + " eval -q " + args + " 2>&1";
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string data(const std::string& name) { return std::string(SLM_TEST_DATA) + "/eval/" + name; }
+
+json eval_report(const std::string& task, const std::string& file, const std::string& extra) {
+  const fs::path out = fs::temp_directory_path() / ("slm_eval_cli_" + std::to_string(::getpid()) + "_" + task + ".json");
+  const CliRun r = run("--task " + task + " --data " + data(file) + " -o " + out.string() + " " + extra);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  std::ifstream in(out);
+  json report = json::parse(in, nullptr, false);
+  fs::remove(out);
+  EXPECT_FALSE(report.is_discarded()) << r.out;
+  return report;
+}
+
+void expect_metric(const json& results, const std::string& task, const std::string& metric, const std::string& filter) {
+  ASSERT_TRUE(results.contains(task)) << results.dump();
+  const json& r = results.at(task);
+  ASSERT_TRUE(r.contains(metric + "," + filter)) << r.dump();
+  const double v = r.at(metric + "," + filter).get<double>();
+  EXPECT_GE(v, 0.0);
+  EXPECT_LE(v, 1.0);
+  EXPECT_TRUE(r.contains(metric + "_stderr," + filter));
+}
+
+}  // namespace
+
+TEST(EvalCli, ArcChallengeOnTheDemoModel) {
+  const json report = eval_report("arc_challenge", "arc_challenge.jsonl", "");
+  expect_metric(report.at("results"), "arc_challenge", "acc", "none");
+  expect_metric(report.at("results"), "arc_challenge", "acc_norm", "none");
+  ASSERT_EQ(report.at("samples").size(), 4u);
+  for (const auto& s : report.at("samples")) {
+    const size_t n_choices = s.at("resps").size();
+    EXPECT_GE(n_choices, 3u);
+    for (const auto& choice : s.at("resps")) {
+      EXPECT_TRUE(choice.at(0).is_number());
+      EXPECT_LT(choice.at(0).get<double>(), 0.0);  // a log-likelihood
+    }
+  }
+  EXPECT_EQ(report.at("n-samples").at("arc_challenge").at("effective"), 4);
+}
+
+TEST(EvalCli, Gsm8kAndCustomGenerate) {
+  const json g = eval_report("gsm8k", "gsm8k.jsonl", "--limit 2 --shots 1 --max-tokens 12 -C 2");
+  expect_metric(g.at("results"), "gsm8k", "exact_match", "strict-match");
+  expect_metric(g.at("results"), "gsm8k", "exact_match", "flexible-extract");
+  ASSERT_EQ(g.at("samples").size(), 2u);
+  EXPECT_TRUE(g.at("samples")[0].at("resps")[0].is_string());
+  const json c = eval_report("custom", "custom.jsonl", "--max-tokens 8");
+  expect_metric(c.at("results"), "custom", "score", "none");
+  EXPECT_EQ(c.at("samples").size(), 5u);
+}
+
+TEST(EvalCli, HumanevalRunsGeneratedCodeInTheSandbox) {
+  const json report = eval_report("humaneval", "humaneval.jsonl", "--limit 2 --max-tokens 16 --timeout 5");
+  expect_metric(report.at("results"), "humaneval", "pass@1", "create_test");
+  EXPECT_TRUE(report.at("configs").at("humaneval").at("sandbox").contains("network_isolated"));
+  for (const auto& s : report.at("samples")) EXPECT_TRUE(s.contains("exit_code"));
+}
+
+TEST(EvalCli, TableAndErrors) {
+  const CliRun ok = run("--task arc_challenge --data " + data("arc_challenge.jsonl") + " --limit 2");
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_NE(ok.out.find("acc_norm,none"), std::string::npos) << ok.out;
+  const CliRun bad_task = run("--task hellaswag --data " + data("arc_challenge.jsonl"));
+  EXPECT_EQ(bad_task.rc, 2) << bad_task.out;
+  const CliRun missing = run("--task gsm8k --data " + data("nope.jsonl"));
+  EXPECT_NE(missing.rc, 0);
+  EXPECT_NE(missing.out.find("nope.jsonl"), std::string::npos) << missing.out;
+}
+
+TEST(EvalCli, ThroughTheServer) {
+  slm_test::ServerProcess server({slm_test::demo_model()});
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
+  // Log-likelihoods through completions (echo + logprobs) agree with the in-process ones.
+  const json remote = eval_report("arc_challenge", "arc_challenge.jsonl", "--endpoint " + url);
+  const json local = eval_report("arc_challenge", "arc_challenge.jsonl", "");
+  expect_metric(remote.at("results"), "arc_challenge", "acc", "none");
+  ASSERT_EQ(remote.at("samples").size(), local.at("samples").size());
+  for (size_t i = 0; i < local.at("samples").size(); ++i) {
+    const auto& a = local.at("samples")[i].at("resps");
+    const auto& b = remote.at("samples")[i].at("resps");
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t c = 0; c < a.size(); ++c) {
+      EXPECT_NEAR(a[c][0].get<double>(), b[c][0].get<double>(), 0.05) << "item " << i << " choice " << c;
+    }
+  }
+  const json gen = eval_report("gsm8k", "gsm8k.jsonl", "--endpoint " + url + " --completions --limit 2 --shots 1 --max-tokens 8");
+  expect_metric(gen.at("results"), "gsm8k", "exact_match", "flexible-extract");
+}
