@@ -34,20 +34,6 @@ struct ServeArgs {
   std::string config;
 };
 
-// The bundled demo model, found beside the executable's build folder (<repo>/build/slm ->
-// <repo>/models/demo).
-std::string demo_model() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (fs::path dir = exe.parent_path(); !ec && !dir.empty(); dir = dir.parent_path()) {
-    const fs::path candidate = dir / "models" / "demo" / "demo-q8_0.gguf";
-    if (fs::exists(candidate, ec)) return candidate.string();
-    if (dir == dir.parent_path()) break;
-  }
-  fail(ErrorKind::not_found, "no MODEL given and the demo model (models/demo/demo-q8_0.gguf) is not beside this slm; "
-                             "name a GGUF file, a Hugging Face folder or a stored model");
-}
-
 void raise_file_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
@@ -104,7 +90,7 @@ Command add_serve(CLI::App& app) {
               provider = std::make_shared<router::Router>(router::load_config(args->config), router_options);
               std::cerr << "slm serve: router from " << args->config << "\n";
             }
-            if (!provider && args->models.empty()) args->models.push_back(demo_model());
+            if (!provider && args->models.empty()) args->models.push_back(demo_model_path());
             if (!args->names.empty() && args->names.size() != args->models.size()) {
               fail(ErrorKind::invalid_argument, "--name given {} times for {} models; give one per model or none",
                    args->names.size(), args->models.size());

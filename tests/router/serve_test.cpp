@@ -46,8 +46,10 @@ TEST(RouterServe, ServesTiersOverHttp) {
   auto unknown = slm_test::http(server.port(), "POST", "/v1/chat/completions", nlohmann::json{{"model", "nope"}, {"messages", ask["messages"]}}.dump());
   EXPECT_EQ(unknown.status, 404) << unknown.body;
 
-  auto stats = slm_test::http(server.port(), "POST", "/v1/router/stats", "{}");
+  auto stats = slm_test::http(server.port(), "GET", "/v1/router/stats");
   ASSERT_EQ(stats.status, 200) << stats.body;
+  auto posted = slm_test::http(server.port(), "POST", "/v1/router/stats", "{}");
+  ASSERT_EQ(posted.status, 200) << posted.body;
   const auto st = nlohmann::json::parse(stats.body);
   EXPECT_EQ(st["requests"], 4);
   EXPECT_EQ(st["tiers"]["small"]["requests"], 1);

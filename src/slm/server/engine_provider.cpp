@@ -254,8 +254,12 @@ void EngineProvider::start(Entry& entry, const GenerationParams& params, JobOpti
     }
     throw;
   }
-  sink->on_cancel([scheduler, submitted] {
-    for (uint64_t id : submitted) scheduler->cancel(id);
+  // A weak reference: the callback may run (or be dropped) on the scheduler's own thread after the
+  // provider is gone, and must never be what keeps the scheduler alive there.
+  sink->on_cancel([weak = std::weak_ptr<Scheduler>(scheduler), submitted] {
+    if (auto alive = weak.lock()) {
+      for (uint64_t id : submitted) alive->cancel(id);
+    }
   });
 }
 

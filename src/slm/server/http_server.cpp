@@ -358,6 +358,22 @@ struct HttpServer::Impl {
           make_error(405, "invalid_request_error", fmt::format("{} {} is not supported; use POST", std::string(req.method_string()), path)),
           route, keep);
     }
+    if (get && !known_post) {
+      // Other GET routes a provider serves (GET /v1/router/stats): an empty request object.
+      RequestInfo get_info;
+      get_info.request_id = fmt::format("req-{:x}", next_id.fetch_add(1));
+      auto get_signal = std::make_shared<net::steady_timer>(io);
+      auto get_exchange = std::make_shared<Exchange>(io.get_executor(), get_signal);
+      bool served = false;
+      try {
+        served = provider->handle_other("GET", path, nlohmann::json::object(), get_info, get_exchange);
+      } catch (...) {
+        get_exchange->fail(error_from_current_exception());
+        served = true;
+      }
+      if (served) co_return co_await pump(stream, buffer, get_exchange, get_signal, version, keep, route, get_info.request_id);
+      get_exchange->complete();
+    }
     if (!post) {
       co_return co_await send_error(
           stream, version,
