@@ -163,6 +163,7 @@ Command add_eval(CLI::App& app) {
             ProgressBar bar(count_requests(o), !a->quiet);
             nlohmann::json report = eval::run_task(*backend, o, [&bar](size_t done) { bar.update(done); });
             report["model"] = described;
+            if (const auto usage = backend->usage(); !usage.is_null()) report["usage"] = usage;
             report["config"] = {{"limit", a->limit}, {"concurrency", a->concurrency}, {"data", a->data},
                                 {"fewshot", a->fewshot}};
             if (!a->output.empty()) {

@@ -112,6 +112,12 @@ TEST(EvalCli, ThroughTheServer) {
   const json remote = eval_report("arc_challenge", "arc_challenge.jsonl", "--endpoint " + url);
   const json local = eval_report("arc_challenge", "arc_challenge.jsonl", "");
   expect_metric(remote.at("results"), "arc_challenge", "acc", "none");
+  // Usage: one request per choice, all answered by the served model.
+  ASSERT_TRUE(remote.contains("usage")) << remote.dump();
+  EXPECT_EQ(remote.at("usage").at("requests"), 16);  // 4 + 4 + 3 + 5 choices
+  EXPECT_EQ(remote.at("usage").at("served_by").at("demo-q8_0"), 16);
+  EXPECT_GT(remote.at("usage").at("prompt_tokens").get<int64_t>(), 16 * 5);
+  EXPECT_FALSE(local.contains("usage"));
   ASSERT_EQ(remote.at("samples").size(), local.at("samples").size());
   for (size_t i = 0; i < local.at("samples").size(); ++i) {
     const auto& a = local.at("samples")[i].at("resps");

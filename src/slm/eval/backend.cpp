@@ -245,12 +245,34 @@ class EndpointBackend final : public Backend {
       auto future = promise->get_future();
       asio::co_spawn(io_, await_call(deployment_, endpoint, request, co, promise), asio::detached);
       router::Event e = future.get();
-      if (e.kind == router::Event::Kind::json) return std::move(e.body);
+      if (e.kind == router::Event::Kind::json) {
+        record_usage(e.body);
+        return std::move(e.body);
+      }
       if (!e.retryable || attempt >= 2) {
         fail(ErrorKind::io, "endpoint {}: {} (status {})", options_.url, e.message, e.status);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500 * (attempt + 1)));
     }
+  }
+
+  void record_usage(const nlohmann::json& answer) {
+    std::lock_guard lock(usage_mutex_);
+    usage_["requests"] = usage_.value("requests", int64_t(0)) + 1;
+    if (answer.contains("usage") && answer.at("usage").is_object()) {
+      const auto& u = answer.at("usage");
+      usage_["prompt_tokens"] = usage_.value("prompt_tokens", int64_t(0)) + u.value("prompt_tokens", int64_t(0));
+      usage_["completion_tokens"] = usage_.value("completion_tokens", int64_t(0)) + u.value("completion_tokens", int64_t(0));
+    }
+    const std::string model = answer.contains("model") && answer.at("model").is_string() ? answer.at("model").get<std::string>() : "?";
+    auto& served = usage_["served_by"];
+    if (!served.is_object()) served = nlohmann::json::object();
+    served[model] = served.value(model, int64_t(0)) + 1;
+  }
+
+  nlohmann::json usage() const override {
+    std::lock_guard lock(usage_mutex_);
+    return usage_;
   }
 
   // Runs f(i) for every i on `concurrency` threads; the first error is rethrown.
@@ -354,6 +376,8 @@ class EndpointBackend final : public Backend {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::shared_ptr<router::UpstreamDeployment> deployment_;
   std::thread thread_;
+  mutable std::mutex usage_mutex_;
+  nlohmann::json usage_ = nlohmann::json::object();
 };
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "slm/model/model.hpp"
 
 namespace slm::eval {
@@ -38,6 +40,10 @@ class Backend {
                                                          const Progress& progress) = 0;
   virtual std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) = 0;
   virtual std::string name() const = 0;
+  // What the calls cost so far: {"requests", "prompt_tokens", "completion_tokens", "served_by":
+  // {answer's "model": count}} for an endpoint (a router's tiers show up by the model that answered);
+  // null when not tracked.
+  virtual nlohmann::json usage() const { return nullptr; }
 };
 
 // Cuts `text` before the earliest occurrence of any stop string.
