@@ -124,7 +124,6 @@ class LocalBackend final : public Backend {
     SchedulerOptions so;
     so.max_sequences = std::max(1, options_.concurrency);
     so.n_ctx = n_ctx_;
-    Scheduler scheduler(model_, so);
     struct Slot {
       std::vector<int32_t> tokens;
       std::string text;
@@ -135,6 +134,9 @@ class LocalBackend final : public Backend {
     std::mutex mutex;
     std::condition_variable cv;
     size_t in_flight = 0, finished = 0;
+    // Declared after what its callbacks touch: on an early exit its destructor cancels (and calls back)
+    // before those are gone.
+    Scheduler scheduler(model_, so);
     const size_t window = size_t(so.max_sequences) * 2;
     for (size_t i = 0; i < specs.size(); ++i) {
       {
