@@ -37,6 +37,10 @@ Command add_chat(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_capture(CLI::App& app);
+Command add_redact(CLI::App& app);
+Command add_classify(CLI::App& app);
+Command add_extract(CLI::App& app);
+Command add_chunk(CLI::App& app);
 Command add_eval(CLI::App& app);
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.

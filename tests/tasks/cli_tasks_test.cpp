@@ -1,0 +1,119 @@
+// The task commands end to end through the slm executable.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "slm/engine/grammar/json_schema.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run_slm(const std::string& args) {
+  const std::string cmd = std::string(SLM_EXE) + " " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  const fs::path path = fs::temp_directory_path() / ("slm_tasks_" + std::to_string(::getpid()) + "_" + name);
+  std::ofstream(path, std::ios::binary) << content;
+  return path.string();
+}
+}  // namespace
+
+TEST(CliRedact, JsonOffsetsSliceTheInput) {
+  const std::string text =
+      "Dear Zoë, your card 4111 1111 1111 1111 was charged on 2024-03-15. Questions: help@shop.example, "
+      "+44 20 7946 0958. Wire to DE89 3704 0044 0532 0130 00.\n";
+  const auto path = temp_file("redact.txt", text);
+  const CmdResult r = run_slm("redact --json " + path);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  std::u32string wide;
+  {
+    // Independent UTF-8 decode to code points.
+    for (size_t i = 0; i < text.size();) {
+      const unsigned char c = text[i];
+      int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+      for (int k = 1; k < len; ++k) cp = (cp << 6) | (text[i + size_t(k)] & 0x3F);
+      wide.push_back(cp);
+      i += size_t(len);
+    }
+  }
+  std::map<std::string, std::u32string> spans;
+  for (const auto& e : j["entities"]) {
+    const size_t s = e["start"].get<size_t>(), en = e["end"].get<size_t>();
+    ASSERT_LE(en, wide.size());
+    spans[e["type"].get<std::string>()] = wide.substr(s, en - s);
+  }
+  EXPECT_EQ(spans["CREDIT_CARD"], U"4111 1111 1111 1111");
+  EXPECT_EQ(spans["DATE_TIME"], U"2024-03-15");
+  EXPECT_EQ(spans["EMAIL"], U"help@shop.example");
+  EXPECT_EQ(spans["PHONE"], U"+44 20 7946 0958");
+  EXPECT_EQ(spans["IBAN"], U"DE89 3704 0044 0532 0130 00");
+  EXPECT_EQ(j["text"].get<std::string>(),
+            "Dear Zoë, your card <CREDIT_CARD> was charged on <DATE_TIME>. Questions: <EMAIL>, <PHONE>. Wire to <IBAN>.\n");
+  const CmdResult masked = run_slm("redact --operator mask --entities EMAIL " + path);
+  EXPECT_NE(masked.out.find("Questions: " + std::string(17, '*') + ","), std::string::npos) << masked.out;
+  EXPECT_NE(masked.out.find("4111 1111 1111 1111"), std::string::npos);
+  EXPECT_EQ(run_slm("redact --entities NOPE " + path).status, 2);
+  EXPECT_NE(run_slm("redact --entities PERSON " + path).status, 0);  // needs --model
+}
+
+TEST(CliClassify, JsonlOutWithProbabilities) {
+  const CmdResult r = run_slm("classify --labels urgent,normal,spam -q " + std::string(SLM_SOURCE_DIR) + "/docs/examples/triage.jsonl");
+  ASSERT_EQ(r.status, 0) << r.out;
+  size_t lines = 0, pos = 0;
+  while (pos < r.out.size()) {
+    const size_t nl = r.out.find('\n', pos);
+    const auto j = nlohmann::json::parse(r.out.substr(pos, nl - pos));
+    ++lines;
+    EXPECT_EQ(j["id"].get<int>(), int(lines));
+    double sum = 0;
+    for (const auto& [k, v] : j["probs"].items()) sum += v.get<double>();
+    EXPECT_NEAR(sum, 1.0, 1e-6);
+    EXPECT_TRUE(j["probs"].contains(j["label"].get<std::string>()));
+    pos = nl + 1;
+  }
+  EXPECT_EQ(lines, 8u);
+}
+
+TEST(CliExtract, OutputsValidateAgainstTheSchema) {
+  const std::string schema_path = std::string(SLM_SOURCE_DIR) + "/docs/examples/person.schema.json";
+  const auto input = temp_file("people.jsonl",
+                               "{\"text\": \"Emma Woodhouse, twenty, of Highbury, was joyful.\"}\n"
+                               "\"Captain Ahab of Nantucket was angry.\"\n"
+                               "Mr. Collins, a calm clergyman of Hunsford.\n");
+  const CmdResult r = run_slm("extract -n 200 --prompt-template '{text} JSON:' --schema " + schema_path + " " + input);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream sf(schema_path);
+  const auto schema = nlohmann::json::parse(sf);
+  size_t lines = 0, pos = 0;
+  while (pos < r.out.size()) {
+    const size_t nl = r.out.find('\n', pos);
+    const auto v = nlohmann::json::parse(r.out.substr(pos, nl - pos));
+    EXPECT_TRUE(slm::grammar::validate_json(schema, v).empty()) << v.dump();
+    ++lines;
+    pos = nl + 1;
+  }
+  EXPECT_EQ(lines, 3u);
+}
