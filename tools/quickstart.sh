@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/tools/install_deps.sh"
-"$root/tools/build.sh"
+"$root/tools/build.sh" slm
 slm="$root/build/slm"
 demo="$root/models/demo/demo-q8_0.gguf"
 "$slm" info "$demo"
