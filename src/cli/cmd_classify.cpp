@@ -39,7 +39,7 @@ Command add_classify(CLI::App& app) {
                   "Prompt with {text} and {labels}; the label follows it after a space");
   cmd->add_option("--field", args->field, "Field of the input objects that holds the text");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt in the model's chat template");
-  cmd->add_flag("--no-decode", args->no_decode, "Skip constrained decoding: the label is the most probable one");
+  cmd->add_flag("--no-decode", args->no_decode, "Skip the constrained decoding (no \"decoded\" field)");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr");
   cmd->add_option("--parallel", args->parallel, "Sequences run at once");
   cmd->add_option("-c,--ctx", args->ctx, "Context per sequence");
@@ -72,6 +72,7 @@ Command add_classify(CLI::App& app) {
                 nlohmann::ordered_json j;
                 if (!records[i].id.is_null()) j["id"] = records[i].id;
                 j["label"] = r.label;
+                if (options.decode) j["decoded"] = r.decoded;
                 nlohmann::ordered_json probs;
                 for (size_t l = 0; l < options.labels.size(); ++l) probs[options.labels[l]] = r.probs[l];
                 j["probs"] = probs;

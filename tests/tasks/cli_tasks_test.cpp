@@ -92,6 +92,7 @@ TEST(CliClassify, JsonlOutWithProbabilities) {
     for (const auto& [k, v] : j["probs"].items()) sum += v.get<double>();
     EXPECT_NEAR(sum, 1.0, 1e-6);
     EXPECT_TRUE(j["probs"].contains(j["label"].get<std::string>()));
+    EXPECT_TRUE(j["probs"].contains(j["decoded"].get<std::string>()));
     pos = nl + 1;
   }
   EXPECT_EQ(lines, 8u);

@@ -74,6 +74,8 @@ TEST(Classify, ProbabilitiesMatchADirectForward) {
     ASSERT_EQ(r.probs.size(), 3u);
     EXPECT_NEAR(std::accumulate(r.probs.begin(), r.probs.end(), 0.0), 1.0, 1e-9);
     EXPECT_NE(std::find(options.labels.begin(), options.labels.end(), r.label), options.labels.end());
+    EXPECT_NE(std::find(options.labels.begin(), options.labels.end(), r.decoded), options.labels.end());
+    EXPECT_EQ(r.label, options.labels[size_t(std::max_element(r.probs.begin(), r.probs.end()) - r.probs.begin())]);
     const auto prompt = tasks::encode_prompt(
         *model, tasks::fill_template(options.prompt_template, {{"text", texts[i]}, {"labels", "happy, sad, angry letter"}}), false);
     for (size_t l = 0; l < 3; ++l) {
@@ -177,4 +179,28 @@ TEST(Ner, WordSpansAndModelFindingsComeFromTheText) {
               tasks::model_entity_types().end());
   }
   EXPECT_THROW(tasks::detect_model(scheduler, story, {"EMAIL"}), Error);
+}
+
+TEST(Classify, DecodingFollowsTheScoredTokenPaths) {
+  // With one-token labels, greedy decoding over the labels' own tokens must pick the most probable label.
+  auto model = demo_model();
+  const Tokenizer& tok = *model->tokenizer();
+  std::vector<std::string> labels;
+  for (const char* w : {"the", "and", "of", "to", "was", "her", "it", "he"}) {
+    if (tok.encode(std::string(" ") + w, false, false).size() == 1) labels.push_back(w);
+  }
+  ASSERT_GE(labels.size(), 3u);
+  Scheduler scheduler(model, small_options());
+  tasks::ClassifyOptions options;
+  options.labels = labels;
+  options.prompt_template = "{text}";
+  tasks::Classifier classifier(scheduler, options);
+  const std::vector<std::string> texts = {"It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. However little known",
+                                          "Call me Ishmael. Some years ago--never mind how long precisely--having little or no money in my purse, and nothing particular to interest me on shore, I thought I would sail about a little and see the watery part",
+                                          "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face"};
+  for (const auto& r : classifier.classify(texts)) {
+    const size_t best = size_t(std::max_element(r.probs.begin(), r.probs.end()) - r.probs.begin());
+    EXPECT_EQ(r.label, labels[best]);
+    EXPECT_EQ(r.decoded, labels[best]);
+  }
 }

@@ -2,13 +2,62 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <set>
+#include <span>
 
-#include "slm/engine/grammar/json_schema.hpp"
 #include "slm/tasks/llm.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::tasks {
+namespace {
+
+// Exactly one label, spelled by its canonical tokens (as the tokenizer encodes " label"): decoding
+// then follows the same token paths the probabilities are computed on.
+class LabelTokenConstraint : public TokenConstraint {
+ public:
+  LabelTokenConstraint(std::vector<std::vector<int32_t>> labels, std::vector<int32_t> eog)
+      : labels_(std::move(labels)), eog_(std::move(eog)) {}
+
+  void allowed_tokens(std::span<uint8_t> allowed) override {
+    std::fill(allowed.begin(), allowed.end(), uint8_t(0));
+    for (const auto& l : labels_) {
+      if (matches(l) && l.size() > prefix_.size() && size_t(l[prefix_.size()]) < allowed.size()) allowed[size_t(l[prefix_.size()])] = 1;
+    }
+    if (complete()) {
+      for (int32_t t : eog_) {
+        if (t >= 0 && size_t(t) < allowed.size()) allowed[size_t(t)] = 1;
+      }
+    }
+  }
+  void accept(int32_t token) override {
+    prefix_.push_back(token);
+    if (std::none_of(labels_.begin(), labels_.end(), [&](const auto& l) { return matches(l); })) {
+      prefix_.pop_back();
+      fail(ErrorKind::invalid_argument, "token {} does not continue any label", token);
+    }
+  }
+  bool complete() const override {
+    return std::any_of(labels_.begin(), labels_.end(), [&](const auto& l) { return l == prefix_; });
+  }
+  bool finished() const override {
+    return complete() && std::none_of(labels_.begin(), labels_.end(),
+                                      [&](const auto& l) { return l.size() > prefix_.size() && matches(l); });
+  }
+  std::unique_ptr<TokenConstraint> clone_initial() const override {
+    return std::make_unique<LabelTokenConstraint>(labels_, eog_);
+  }
+
+ private:
+  bool matches(const std::vector<int32_t>& label) const {
+    return label.size() >= prefix_.size() && std::equal(prefix_.begin(), prefix_.end(), label.begin());
+  }
+  std::vector<std::vector<int32_t>> labels_;
+  std::vector<int32_t> eog_;
+  std::vector<int32_t> prefix_;
+};
+
+}  // namespace
 
 Classifier::Classifier(Scheduler& scheduler, ClassifyOptions options)
     : scheduler_(scheduler), options_(std::move(options)) {
@@ -31,10 +80,8 @@ std::vector<ClassifyResult> Classifier::classify(const std::vector<std::string>&
   const Tokenizer& tok = *model.tokenizer();
   std::string joined;
   for (const auto& l : options_.labels) joined += (joined.empty() ? "" : ", ") + l;
-  std::vector<std::string> choices;
-  for (const auto& l : options_.labels) choices.push_back(" " + l);
   std::shared_ptr<TokenConstraint> constraint;
-  if (options_.decode) constraint = grammar::choice_constraint(choices, tok);
+  if (options_.decode) constraint = std::make_shared<LabelTokenConstraint>(label_tokens_, tok.data().eog_ids);
 
   const size_t k = options_.labels.size();
   const size_t per_text = k + (options_.decode ? 1 : 0);
@@ -88,9 +135,8 @@ std::vector<ClassifyResult> Classifier::classify(const std::vector<std::string>&
       if (options_.decode) {
         Completion c = decodes[i - begin].get();
         if (c.finish == FinishReason::error) fail(ErrorKind::internal, "constrained decoding failed: {}", c.error);
-        const std::string text = tok.decode(c.tokens, true);
         for (size_t l = 0; l < k; ++l) {
-          if (text == choices[l]) r.label = options_.labels[l];
+          if (c.tokens == label_tokens_[l]) r.decoded = options_.labels[l];
         }
       }
     }

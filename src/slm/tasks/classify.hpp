@@ -1,5 +1,6 @@
-// One label per text: greedy decoding constrained to the label set, and a probability per label
-// from the logits (the sum of the log-probabilities of the label's tokens after the prompt,
+// One label per text: greedy decoding constrained to the label set (each label spelled by the
+// tokens the tokenizer gives " label", so decoding and scoring follow the same paths), and a
+// probability per label from the logits (the sum of the log-probabilities of the label's tokens after the prompt,
 // normalised over the labels with a softmax).
 #pragma once
 
@@ -15,11 +16,14 @@ struct ClassifyOptions {
   // "{text}" and "{labels}" (comma-separated) are filled in; the label follows the prompt after a space.
   std::string prompt_template = "Classify the text as one of: {labels}.\n\nText: {text}\nLabel:";
   bool chat = false;    // wrap the prompt in the model's chat template
-  bool decode = true;   // run the constrained decoding (else the label is the most probable one)
+  bool decode = true;   // also run the constrained decoding (ClassifyResult::decoded)
 };
 
 struct ClassifyResult {
-  std::string label;           // from constrained decoding (or the argmax of probs)
+  std::string label;           // the most probable label (whole-label probabilities below)
+  std::string decoded;         // greedy decoding constrained to the labels (empty without decode);
+                               // can differ from `label` for multi-token labels: greedy commits to
+                               // the first token
   std::vector<double> probs;   // per label, in the order of ClassifyOptions::labels; sums to 1
   std::vector<double> logprobs;  // unnormalised: sum of the label tokens' log-probabilities
 };
