@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "slm/engine/grammar/json_schema.hpp"
 
@@ -117,4 +118,29 @@ TEST(CliExtract, OutputsValidateAgainstTheSchema) {
     pos = nl + 1;
   }
   EXPECT_EQ(lines, 3u);
+}
+
+TEST(CliChunk, JsonlChunksSliceTheInput) {
+  const std::string text = "# Café\n\nZoë’s first paragraph. It has two sentences.\n\n```\nint x = 1;\n```\n\n## Next\n\nMore text 🙂 here.\n";
+  const auto path = temp_file("chunk.md", text);
+  const CmdResult r = run_slm("chunk --max-tokens 24 " + path);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::vector<size_t> starts;  // byte offset of each code point
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
+  }
+  starts.push_back(text.size());
+  size_t pos = 0, n = 0;
+  while (pos < r.out.size()) {
+    const size_t nl = r.out.find('\n', pos);
+    const auto j = nlohmann::json::parse(r.out.substr(pos, nl - pos));
+    const size_t s = starts.at(j["start"].get<size_t>()), e = starts.at(j["end"].get<size_t>());
+    EXPECT_EQ(text.substr(s, e - s), j["text"].get<std::string>());
+    EXPECT_LE(j["tokens"].get<int>(), 24);
+    EXPECT_FALSE(j["section"].empty());
+    ++n;
+    pos = nl + 1;
+  }
+  EXPECT_GE(n, 3u);
+  EXPECT_EQ(run_slm("chunk --max-tokens 8 --overlap 8 " + path).status, 2);
 }
