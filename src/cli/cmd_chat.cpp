@@ -152,9 +152,8 @@ class Chat {
     session_->forward(fresh, logits.data(), false);
     kv_tokens_.insert(kv_tokens_.end(), fresh.begin(), fresh.end());
 
-    SamplerOptions sampling = args_.sampling;
-    sampling.seed = args_.seed < 0 ? 0xFFFFFFFFu : uint64_t(args_.seed) + turn_++;
-    Sampler sampler(sampling);
+    // A fixed seed gives each turn its own reproducible stream.
+    Sampler sampler(with_seed(args_.sampling, args_.seed < 0 ? -1 : args_.seed + int64_t(turn_++)));
     for (int32_t t : tokens) sampler.accept(t);
     StreamDecoder decoder(tok_);
     // A prompt that ends inside an open <think> block starts the answer in reasoning.
@@ -237,12 +236,7 @@ Command add_chat(CLI::App& app) {
   cmd->add_option("-n,--n-predict", args->n_predict, "Most tokens per reply")->capture_default_str();
   cmd->add_option("-c,--ctx", args->ctx, "Context size (tokens) for the whole conversation")->capture_default_str();
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
-  cmd->add_option("--temp", args->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-k", args->sampling.top_k, "Top-k (0: off)")->capture_default_str();
-  cmd->add_option("--top-p", args->sampling.top_p, "Top-p (1: off)")->capture_default_str();
-  cmd->add_option("--min-p", args->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", args->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  cmd->add_option("-s,--seed", args->seed, "Random seed (-1: random)");
+  add_sampling_options(cmd, args->sampling, args->seed);
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-generation tokens");
   return {cmd, [args]() {
             set_threads(args->threads);

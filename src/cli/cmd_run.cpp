@@ -35,15 +35,7 @@ Command add_run(CLI::App& app) {
   cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate")->capture_default_str();
   cmd->add_option("-c,--ctx", args->ctx, "Context size (tokens)")->capture_default_str();
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
-  cmd->add_option("--temp", args->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-k", args->sampling.top_k, "Top-k (0: off)")->capture_default_str();
-  cmd->add_option("--top-p", args->sampling.top_p, "Top-p (1: off)")->capture_default_str();
-  cmd->add_option("--min-p", args->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", args->sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  cmd->add_option("--repeat-last-n", args->sampling.repeat_last_n, "Tokens the penalties look back over")->capture_default_str();
-  cmd->add_option("--presence-penalty", args->sampling.presence_penalty, "Presence penalty")->capture_default_str();
-  cmd->add_option("--frequency-penalty", args->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
-  cmd->add_option("-s,--seed", args->seed, "Random seed (-1: random)");
+  add_sampling_options(cmd, args->sampling, args->seed);
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens to the prompt");
   cmd->add_flag("--echo", args->echo, "Print the prompt before the generated text");
   cmd->add_option("--device", args->device, "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
@@ -56,9 +48,7 @@ Command add_run(CLI::App& app) {
             const Tokenizer& tok = require_tokenizer(*model);
             std::vector<int32_t> prompt = tok.encode(args->prompt, !args->no_special, true);
             if (prompt.empty()) fail(ErrorKind::invalid_argument, "the prompt is empty and the model adds no BOS token");
-            SamplerOptions sampling = args->sampling;
-            sampling.seed = args->seed < 0 ? 0xFFFFFFFFu : uint64_t(args->seed);
-            Sampler sampler(sampling);
+            Sampler sampler(with_seed(args->sampling, args->seed));
             GenerationStats stats;
             const auto run_on = [&](auto& session) {
               if (int64_t(prompt.size()) >= session.n_ctx()) {

@@ -44,6 +44,23 @@ std::string ids_to_json(const std::vector<int32_t>& ids) {
   return s + "]";
 }
 
+void add_sampling_options(CLI::App* cmd, SamplerOptions& sampling, int64_t& seed) {
+  cmd->add_option("--temp", sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", sampling.repeat_last_n, "Tokens the penalties look back over")->capture_default_str();
+  cmd->add_option("--presence-penalty", sampling.presence_penalty, "Presence penalty")->capture_default_str();
+  cmd->add_option("--frequency-penalty", sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  cmd->add_option("-s,--seed", seed, "Random seed (-1: random)");
+}
+
+SamplerOptions with_seed(SamplerOptions sampling, int64_t seed) {
+  sampling.seed = seed < 0 ? 0xFFFFFFFFu : uint64_t(seed);
+  return sampling;
+}
+
 void set_threads(int threads) {
   if (threads < 0) fail(ErrorKind::invalid_argument, "--threads must be >= 0, found {}", threads);
   if (threads > 0) omp_set_num_threads(threads);

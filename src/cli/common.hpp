@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "slm/engine/sampler.hpp"
 #include "slm/model/model.hpp"
 
 namespace slm::cli {
@@ -46,6 +47,11 @@ Command add_eval(CLI::App& app);
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.
 std::vector<int32_t> parse_ids(const std::string& text);
 std::string ids_to_json(const std::vector<int32_t>& ids);
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --presence-penalty,
+// --frequency-penalty and -s/--seed (-1: random), as run and chat take them.
+void add_sampling_options(CLI::App* cmd, SamplerOptions& sampling, int64_t& seed);
+// The sampler options with the seed applied (-1: a random one).
+SamplerOptions with_seed(SamplerOptions sampling, int64_t seed);
 // Sets OpenMP's thread count (0: leave the default, one per core).
 void set_threads(int threads);
 // "" is the demo model. A path that exists is used as is; otherwise a store name

@@ -23,33 +23,21 @@
 #include "slm/format/gguf.hpp"
 #include "slm/hub/http.hpp"
 
+#include "../common/scratch.hpp"
+
 extern char** environ;
 
 namespace slm::hub::test {
 
 namespace fs = std::filesystem;
 
+inline constexpr char hub_scratch_prefix[] = "slm_hub_test_";
+
 // This process's scratch folder, removed when the process ends.
-inline fs::path temp_root() {
-  struct Scratch {
-    fs::path dir;
-    Scratch() : dir(fs::temp_directory_path() / ("slm_hub_test_" + std::to_string(::getpid()))) { fs::create_directories(dir); }
-    ~Scratch() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  };
-  static const Scratch scratch;
-  return scratch.dir;
-}
+inline fs::path temp_root() { return slm_test::process_scratch<hub_scratch_prefix>(); }
 
 // A fresh folder for one test.
-inline fs::path fresh_dir(const std::string& name) {
-  const fs::path d = temp_root() / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+inline fs::path fresh_dir(const std::string& name) { return slm_test::fresh_dir_under(temp_root(), name); }
 
 inline std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -25,31 +25,21 @@
 
 #include "slm/router/router.hpp"
 
+#include "../common/scratch.hpp"
+
 extern char** environ;
 
 namespace slm::router::test {
 
 namespace fs = std::filesystem;
 
-inline fs::path temp_root() {
-  struct Scratch {
-    fs::path dir;
-    Scratch() : dir(fs::temp_directory_path() / ("slm_router_test_" + std::to_string(::getpid()))) { fs::create_directories(dir); }
-    ~Scratch() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  };
-  static const Scratch scratch;
-  return scratch.dir;
-}
+inline constexpr char router_scratch_prefix[] = "slm_router_test_";
 
-inline fs::path fresh_dir(const std::string& name) {
-  const fs::path d = temp_root() / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+// This process's scratch folder, removed when the process ends.
+inline fs::path temp_root() { return slm_test::process_scratch<router_scratch_prefix>(); }
+
+// A fresh folder for one test.
+inline fs::path fresh_dir(const std::string& name) { return slm_test::fresh_dir_under(temp_root(), name); }
 
 // One HTTP/1.0-style exchange (Connection: close); returns the body. Status in *status.
 inline std::string http_request(int port, const std::string& method, const std::string& path, const std::string& body = "",
