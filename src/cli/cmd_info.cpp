@@ -21,6 +21,7 @@ const char* rope_scaling_name(RopeScaling s) {
     case RopeScaling::none: return "none";
     case RopeScaling::linear: return "linear";
     case RopeScaling::llama3: return "llama3";
+    case RopeScaling::longrope: return "longrope";
   }
   return "?";
 }
