@@ -122,3 +122,61 @@ TEST(ModelConfig, Transformers5RopeParameters) {
   EXPECT_EQ(d.rope_scaling, RopeScaling::none);
 }
 }  // namespace
+
+namespace {
+// Gemma 3 4B and up are multimodal checkpoints: the text tower's settings sit in text_config and
+// its tensors under language_model; the vision tower is left out.
+TEST(ModelConfig, Gemma3MultimodalTextTower) {
+  auto j = nlohmann::json::parse(R"({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+    "vision_config": {"hidden_size": 1152},
+    "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
+      "num_hidden_layers": 12, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+      "vocab_size": 262208, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
+      "query_pre_attn_scalar": 256, "sliding_window": 1024, "sliding_window_pattern": 6,
+      "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+      "rope_scaling": {"rope_type": "linear", "factor": 8.0}}})");
+  const auto c = ModelConfig::from_hf_json(j);
+  EXPECT_EQ(c.arch, "gemma3");
+  EXPECT_EQ(c.dim, 2560);
+  EXPECT_EQ(c.n_layers, 12);
+  EXPECT_TRUE(c.post_norms && c.qk_norm && c.norm_weight_offset);
+  EXPECT_EQ(c.activation, Activation::gelu_tanh);
+  EXPECT_FLOAT_EQ(c.embedding_scale, std::sqrt(2560.0f));
+  EXPECT_FLOAT_EQ(c.attention_scale_or_default(), 1.0f / 16.0f);
+  // transformers 4's pattern: five sliding layers, then a global one.
+  for (int64_t l = 0; l < 12; ++l) EXPECT_EQ(c.layer_uses_window(l), (l + 1) % 6 != 0) << l;
+  EXPECT_EQ(c.rope_scaling, RopeScaling::linear);
+  EXPECT_FLOAT_EQ(c.rope_factor, 8.0f);
+  const auto global = c.rope_inv_freq(false, 4096), local = c.rope_inv_freq(true, 4096);
+  EXPECT_FLOAT_EQ(global[1], 1.0f / std::pow(1000000.0f, 2.0f / 256.0f) / 8.0f);
+  EXPECT_FLOAT_EQ(local[1], 1.0f / std::pow(10000.0f, 2.0f / 256.0f));
+
+  EXPECT_EQ(hf_to_gguf_name("language_model.model.layers.0.post_feedforward_layernorm.weight", "gemma3"),
+            "blk.0.post_ffw_norm.weight");
+  EXPECT_EQ(hf_to_gguf_name("model.language_model.layers.1.pre_feedforward_layernorm.weight", "gemma3"),
+            "blk.1.ffn_norm.weight");
+  EXPECT_EQ(hf_to_gguf_name("model.language_model.layers.1.post_attention_layernorm.weight", "gemma3"),
+            "blk.1.post_attention_norm.weight");
+  EXPECT_EQ(hf_to_gguf_name("language_model.model.embed_tokens.weight", "gemma3"), "token_embd.weight");
+  EXPECT_FALSE(hf_to_gguf_name("vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight", "gemma3").has_value());
+  // For Llama the same HF name is the pre-MLP norm.
+  EXPECT_EQ(hf_to_gguf_name("model.layers.1.post_attention_layernorm.weight", "llama"), "blk.1.ffn_norm.weight");
+}
+
+TEST(ModelConfig, Phi3LongRopePicksFactorsByContext) {
+  auto j = nlohmann::json::parse(R"({"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+    "num_hidden_layers": 2, "num_attention_heads": 24, "num_key_value_heads": 8, "vocab_size": 200064,
+    "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "partial_rotary_factor": 0.75,
+    "rope_theta": 10000.0, "rope_scaling": {"type": "longrope"}})");
+  std::vector<float> short_f(48, 1.0f), long_f(48, 4.0f);
+  j["rope_scaling"]["short_factor"] = short_f;
+  j["rope_scaling"]["long_factor"] = long_f;
+  const auto c = ModelConfig::from_hf_json(j);
+  EXPECT_EQ(c.rope_dim, 96);
+  EXPECT_EQ(c.rope_scaling, RopeScaling::longrope);
+  EXPECT_NEAR(c.rope_attention_factor, std::sqrt(1.0 + std::log(32.0) / std::log(4096.0)), 1e-6);
+  EXPECT_FLOAT_EQ(c.rope_inv_freq(false, 4096)[3] / c.rope_inv_freq(false, 8192)[3], 4.0f);
+  j["rope_scaling"]["long_factor"] = std::vector<float>(47, 4.0f);
+  EXPECT_THROW(ModelConfig::from_hf_json(j), Error);
+}
+}  // namespace
