@@ -330,11 +330,16 @@ void Scheduler::Impl::finish_batch() {
   }
   for (size_t i = 0; i < to_sample.size(); ++i) {
     if (outcomes[i].event.token >= 0) ++generated;
+  }
+  {
+    // Counted before the events go out: a caller that has heard its last event sees its tokens in stats().
+    std::lock_guard lock(mutex);
+    stats.generated_tokens += generated;
+    stats.prompt_tokens += prompt;
+  }
+  for (size_t i = 0; i < to_sample.size(); ++i) {
     deliver(*to_sample[i].first, std::move(outcomes[i].event), outcomes[i].finished);
   }
-  std::lock_guard lock(mutex);
-  stats.generated_tokens += generated;
-  stats.prompt_tokens += prompt;
 }
 
 // One scheduling round; false when there was nothing to do.
