@@ -229,26 +229,8 @@ TokenizerData Tokenizer::data_from_gguf(const gguf::File& file) {
   data.model = *model;
   if (*model != "gpt2") return data_from_gguf_sentencepiece(file, std::move(data));
   data.pre = file.get_string(kPre).value_or("default");
-
-  const gguf::Value* tokens = file.find(kTokens);
-  if (tokens == nullptr) fail(ErrorKind::not_found, "{}: no {} key", file.path(), kTokens);
-  data.tokens = tokens->as_strings();
+  read_tokens_and_types(file, data);
   const size_t n = data.tokens.size();
-  if (n == 0) fail(ErrorKind::format, "{}: {} is empty", file.path(), kTokens);
-
-  if (const gguf::Value* types = file.find(kTokenType)) {
-    const std::vector<int64_t> values = types->as_ints();
-    if (values.size() != n) {
-      fail(ErrorKind::format, "{}: expected {} entries in {} (one per token), found {}", file.path(), n, kTokenType, values.size());
-    }
-    data.types.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      if (values[i] < 0 || values[i] > 6) fail(ErrorKind::format, "{}: token {} has type {}, expected 0..6", file.path(), i, values[i]);
-      data.types.push_back(TokenType(values[i]));
-    }
-  } else {
-    data.types.assign(n, TokenType::normal);
-  }
 
   const gguf::Value* merges = file.find(kMerges);
   if (merges == nullptr) fail(ErrorKind::not_found, "{}: no {} key (byte-level BPE needs merges)", file.path(), kMerges);
