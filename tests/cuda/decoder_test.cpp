@@ -15,6 +15,7 @@
 
 #include "cuda_test_util.hpp"
 #include "slm/backend/cuda/decoder.hpp"
+#include "slm/engine/cuda_decoder_setup.hpp"
 #include "slm/format/quant.hpp"
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
@@ -30,10 +31,6 @@ fs::path test_data() {
   return fs::path(env != nullptr && *env != '\0' ? env : SLM_TEST_DATA);
 }
 
-HostMatrix host(const Matrix& m) { return {m.type, m.rows, m.cols, m.data}; }
-
-const float* optional(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
-
 using Tweak = std::function<void(DecoderWeights&)>;
 
 void check_fixture(const std::string& name, DType kv_type, double bound, bool graph = true, const Tweak& tweak = {}) {
@@ -42,42 +39,10 @@ void check_fixture(const std::string& name, DType kv_type, double bound, bool gr
   const ModelConfig& mc = model->config();
   ASSERT_FALSE(mc.qk_norm || mc.post_norms || mc.embedding_scale != 0.0f || mc.attention_scale != 0.0f)
       << "not a plain Llama-family fixture";
-  DecoderConfig config;
-  config.dim = mc.dim;
-  config.n_layers = mc.n_layers;
-  config.n_heads = mc.n_heads;
-  config.n_kv_heads = mc.n_kv_heads;
-  config.head_dim = mc.head_dim;
-  config.ffn_dim = mc.ffn_dim;
-  config.vocab_size = mc.vocab_size;
-  config.max_positions = 300;  // more than one attention split of 256 keys
-  config.sliding_window = mc.sliding_window;
-  config.norm_eps = mc.norm_eps;
-  config.inv_freq = mc.rope_inv_freq();
-  config.rope_interleaved = mc.rope_style == RopeStyle::interleaved;
+  DecoderConfig config = cuda_decoder_config(mc, 300);  // more than one attention split of 256 keys
   config.kv_type = kv_type;
   config.cuda_graph = graph;
-  const Weights& w = model->weights();
-  DecoderWeights weights;
-  weights.token_embd = host(w.token_embd);
-  weights.output = host(w.output);
-  weights.output_norm = w.output_norm.data();
-  for (const LayerWeights& l : w.layers) {
-    DecoderLayerWeights d;
-    d.attn_norm = l.attn_norm.data();
-    d.ffn_norm = l.ffn_norm.data();
-    d.wq = host(l.wq);
-    d.wk = host(l.wk);
-    d.wv = host(l.wv);
-    d.wo = host(l.wo);
-    d.bq = optional(l.bq);
-    d.bk = optional(l.bk);
-    d.bv = optional(l.bv);
-    d.w_gate = host(l.w_gate);
-    d.w_up = host(l.w_up);
-    d.w_down = host(l.w_down);
-    weights.layers.push_back(d);
-  }
+  DecoderWeights weights = cuda_decoder_weights(*model);
   if (tweak) tweak(weights);
   LlamaDecoder decoder(config, weights);
 

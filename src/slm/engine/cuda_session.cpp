@@ -12,6 +12,7 @@
 
 #include "slm/backend/cuda/cuda.hpp"
 #include "slm/backend/cuda/decoder.hpp"
+#include "slm/engine/cuda_decoder_setup.hpp"
 #endif
 
 namespace slm {
@@ -154,6 +155,48 @@ cuda::HostMatrix host(const Matrix& m) { return {m.type, m.rows, m.cols, m.data}
 const float* optional(const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
 }  // namespace
 
+cuda::DecoderConfig cuda_decoder_config(const ModelConfig& mc, int64_t max_positions) {
+  cuda::DecoderConfig config;
+  config.dim = mc.dim;
+  config.n_layers = mc.n_layers;
+  config.n_heads = mc.n_heads;
+  config.n_kv_heads = mc.n_kv_heads;
+  config.head_dim = mc.head_dim;
+  config.ffn_dim = mc.ffn_dim;
+  config.vocab_size = mc.vocab_size;
+  config.max_positions = max_positions;
+  config.sliding_window = mc.sliding_window;
+  config.norm_eps = mc.norm_eps;
+  config.inv_freq = mc.rope_inv_freq(false, max_positions);
+  config.rope_interleaved = mc.rope_style == RopeStyle::interleaved;
+  return config;
+}
+
+cuda::DecoderWeights cuda_decoder_weights(const Model& model) {
+  const Weights& w = model.weights();
+  cuda::DecoderWeights weights;
+  weights.token_embd = host(w.token_embd);
+  weights.output = host(w.output);
+  weights.output_norm = w.output_norm.data();
+  for (const LayerWeights& l : w.layers) {
+    cuda::DecoderLayerWeights d;
+    d.attn_norm = l.attn_norm.data();
+    d.ffn_norm = l.ffn_norm.data();
+    d.wq = host(l.wq);
+    d.wk = host(l.wk);
+    d.wv = host(l.wv);
+    d.wo = host(l.wo);
+    d.bq = optional(l.bq);
+    d.bk = optional(l.bk);
+    d.bv = optional(l.bv);
+    d.w_gate = host(l.w_gate);
+    d.w_up = host(l.w_up);
+    d.w_down = host(l.w_down);
+    weights.layers.push_back(d);
+  }
+  return weights;
+}
+
 CudaSession::CudaSession(std::shared_ptr<const Model> model, const CudaSessionOptions& options)
     : model_(std::move(model)) {
   if (!model_) fail(ErrorKind::invalid_argument, "CudaSession: expected a model, found null");
@@ -177,42 +220,10 @@ CudaSession::CudaSession(std::shared_ptr<const Model> model, const CudaSessionOp
   }
   device_bytes_ = need;
 
-  cuda::DecoderConfig config;
-  config.dim = mc.dim;
-  config.n_layers = mc.n_layers;
-  config.n_heads = mc.n_heads;
-  config.n_kv_heads = mc.n_kv_heads;
-  config.head_dim = mc.head_dim;
-  config.ffn_dim = mc.ffn_dim;
-  config.vocab_size = mc.vocab_size;
-  config.max_positions = n_ctx_;
-  config.sliding_window = mc.sliding_window;
-  config.norm_eps = mc.norm_eps;
-  config.inv_freq = mc.rope_inv_freq(false, n_ctx_);
-  config.rope_interleaved = mc.rope_style == RopeStyle::interleaved;
+  cuda::DecoderConfig config = cuda_decoder_config(mc, n_ctx_);
   config.kv_type = options.kv_type;
   config.int8_activations = options.int8_activations;
-  const Weights& w = model_->weights();
-  cuda::DecoderWeights weights;
-  weights.token_embd = host(w.token_embd);
-  weights.output = host(w.output);
-  weights.output_norm = w.output_norm.data();
-  for (const LayerWeights& l : w.layers) {
-    cuda::DecoderLayerWeights d;
-    d.attn_norm = l.attn_norm.data();
-    d.ffn_norm = l.ffn_norm.data();
-    d.wq = host(l.wq);
-    d.wk = host(l.wk);
-    d.wv = host(l.wv);
-    d.wo = host(l.wo);
-    d.bq = optional(l.bq);
-    d.bk = optional(l.bk);
-    d.bv = optional(l.bv);
-    d.w_gate = host(l.w_gate);
-    d.w_up = host(l.w_up);
-    d.w_down = host(l.w_down);
-    weights.layers.push_back(d);
-  }
+  const cuda::DecoderWeights weights = cuda_decoder_weights(*model_);
   impl_ = std::make_unique<Impl>();
   impl_->decoder = std::make_unique<cuda::LlamaDecoder>(config, weights);
 }
