@@ -42,6 +42,7 @@ Command add_redact(CLI::App& app);
 Command add_classify(CLI::App& app);
 Command add_extract(CLI::App& app);
 Command add_chunk(CLI::App& app);
+Command add_embed(CLI::App& app);
 Command add_eval(CLI::App& app);
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws Error(invalid_argument) on anything else.

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
       slm::cli::add_show(app),    slm::cli::add_rm(app),    slm::cli::add_template(app),
       slm::cli::add_route(app),   slm::cli::add_capture(app),
       slm::cli::add_redact(app), slm::cli::add_classify(app), slm::cli::add_extract(app),
-      slm::cli::add_chunk(app),
+      slm::cli::add_chunk(app),  slm::cli::add_embed(app),
       slm::cli::add_eval(app),
       slm::cli::add_serve(app),   slm::cli::add_chat(app),
   };

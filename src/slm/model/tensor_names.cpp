@@ -18,6 +18,11 @@ std::optional<std::string> hf_to_gguf_name(std::string_view name, std::string_vi
     }
   }
   if (name == "language_model.lm_head.weight") name = "lm_head.weight";
+  // A base model saved without its LM head (Qwen3-Embedding: Qwen3Model) has no "model." prefix.
+  if (name.starts_with("layers.") || name == "embed_tokens.weight" || name == "norm.weight") {
+    normalized = "model." + std::string(name);
+    name = normalized;
+  }
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> globals{{
       {"model.embed_tokens.weight", "token_embd.weight"},
       {"model.norm.weight", "output_norm.weight"},

@@ -1,0 +1,268 @@
+// Embedding parity with transformers (tools/ref/make_encoder_fixtures.py): a random-weight BERT
+// (CLS and mean pooling, WordPiece ids, truncation) and a Qwen3-Embedding-shaped decoder
+// (last-token pooling); pooling settings from sentence-transformers files; `slm embed` end to end.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "slm/engine/encoder.hpp"
+#include "slm/engine/scheduler.hpp"
+#include "slm/model/model.hpp"
+#include "slm/tasks/embed.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::string kModels = std::string(SLM_TEST_DATA) + "/models";
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return json::parse(in);
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+double norm(const std::vector<float>& a) {
+  double s = 0;
+  for (float v : a) s += double(v) * v;
+  return std::sqrt(s);
+}
+
+// Relative L2 distance: stricter than the cosine (it also sees the scale).
+double rel_l2(const std::vector<float>& a, const std::vector<float>& ref) {
+  double d = 0, r = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    d += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
+    r += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(d / r);
+}
+
+TEST(Encoder, BertFixtureMatchesTransformers) {
+  const auto enc = Encoder::load(kModels + "/bert_tiny");
+  ASSERT_NE(enc->tokenizer(), nullptr);
+  EXPECT_EQ(enc->config().dim, 32);
+  EXPECT_EQ(enc->config().n_layers, 2);
+  const json ref = read_json(kModels + "/bert_tiny/reference.json");
+  const auto max_len = ref["max_seq_length"].get<size_t>();
+  const auto& items = ref["items"];
+  ASSERT_GE(items.size(), 12u);
+  std::vector<std::vector<int32_t>> seqs;
+  for (const json& item : items) {
+    const auto ids = item["ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(enc->tokenizer()->encode(item["text"].get<std::string>(), true, max_len), ids) << item["text"];
+    seqs.push_back(ids);
+  }
+  const auto cls = enc->embed(seqs, Pooling::cls, false);
+  const auto mean = enc->embed(seqs, Pooling::mean, false);
+  double worst = 1.0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto ref_cls = items[i]["cls"].get<std::vector<float>>();
+    const auto ref_mean = items[i]["mean"].get<std::vector<float>>();
+    worst = std::min({worst, cosine(cls[i], ref_cls), cosine(mean[i], ref_mean)});
+    EXPECT_GT(cosine(cls[i], ref_cls), 0.9999) << i;
+    EXPECT_GT(cosine(mean[i], ref_mean), 0.9999) << i;
+    EXPECT_LT(rel_l2(cls[i], ref_cls), 1e-4) << i;
+    EXPECT_LT(rel_l2(mean[i], ref_mean), 1e-4) << i;
+  }
+  // The texts are told apart: CLS vectors of different texts are far from each other.
+  EXPECT_LT(cosine(cls[0], cls[1]), 0.99);
+  // One sequence at a time gives what the batch gave (attention stays within each sequence).
+  for (size_t i : {size_t(0), size_t(5), items.size() - 1}) {
+    const auto one = enc->embed({seqs[i]}, Pooling::mean, false);
+    EXPECT_LT(rel_l2(one[0], mean[i]), 1e-5);
+  }
+}
+
+TEST(Encoder, RejectsBadInputs) {
+  const auto enc = Encoder::load(kModels + "/bert_tiny");
+  EXPECT_THROW(enc->forward({{}}), Error);
+  EXPECT_THROW(enc->forward({{2, int32_t(enc->config().vocab_size), 3}}), Error);
+  EXPECT_THROW(enc->forward({std::vector<int32_t>(size_t(enc->config().max_positions) + 1, 5)}), Error);
+  EXPECT_THROW(Encoder::load(kModels + "/qwen3_embed_tiny"), Error);  // not a BERT config
+  EXPECT_FALSE(Encoder::is_encoder(kModels + "/qwen3_embed_tiny"));
+  EXPECT_TRUE(Encoder::is_encoder(kModels + "/bert_tiny"));
+}
+
+TEST(Encoder, TensorNames) {
+  EXPECT_EQ(bert_tensor_name("embeddings.word_embeddings.weight"), "token_embd.weight");
+  EXPECT_EQ(bert_tensor_name("bert.embeddings.LayerNorm.gamma"), "token_embd_norm.weight");
+  EXPECT_EQ(bert_tensor_name("encoder.layer.11.attention.output.LayerNorm.bias"), "blk.11.attn_output_norm.bias");
+  EXPECT_EQ(bert_tensor_name("encoder.layer.0.output.dense.weight"), "blk.0.ffn_down.weight");
+  EXPECT_EQ(bert_tensor_name("encoder.layer.0.intermediate.dense.bias"), "blk.0.ffn_up.bias");
+  EXPECT_EQ(bert_tensor_name("pooler.dense.weight"), "");
+  EXPECT_EQ(bert_tensor_name("encoder.layer.x.output.dense.weight"), "");
+}
+
+TEST(Pooling, ReadsSentenceTransformersFiles) {
+  const PoolingConfig bert = read_pooling_config(kModels + "/bert_tiny", Pooling::mean);
+  EXPECT_TRUE(bert.from_model);
+  EXPECT_EQ(bert.mode, Pooling::cls);
+  EXPECT_TRUE(bert.normalize);
+  EXPECT_EQ(bert.max_seq_length, 48);
+  const PoolingConfig qwen = read_pooling_config(kModels + "/qwen3_embed_tiny", Pooling::mean);
+  EXPECT_EQ(qwen.mode, Pooling::last);
+  const PoolingConfig none = read_pooling_config(kModels + "/qwen3", Pooling::mean);
+  EXPECT_FALSE(none.from_model);
+  EXPECT_EQ(none.mode, Pooling::mean);
+
+  const fs::path dir = fs::temp_directory_path() / ("slm_pool_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "1_Pooling");
+  std::ofstream(dir / "modules.json") << R"([{"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])";
+  std::ofstream(dir / "1_Pooling" / "config.json") << R"({"pooling_mode_max_tokens": true})";
+  EXPECT_THROW(read_pooling_config(dir.string(), Pooling::mean), Error);
+  std::ofstream(dir / "1_Pooling" / "config.json") << R"({"pooling_mode_mean_tokens": true})";
+  const PoolingConfig mean = read_pooling_config(dir.string(), Pooling::cls);
+  EXPECT_EQ(mean.mode, Pooling::mean);
+  EXPECT_FALSE(mean.normalize);  // no Normalize module
+  fs::remove_all(dir);
+}
+
+TEST(Pooling, PoolRows) {
+  const std::vector<float> rows = {1, 2, 3, 4, -2, 6};  // 3 rows of 2
+  EXPECT_EQ(pool_rows(rows.data(), 3, 2, Pooling::cls, false), (std::vector<float>{1, 2}));
+  EXPECT_EQ(pool_rows(rows.data(), 3, 2, Pooling::last, false), (std::vector<float>{-2, 6}));
+  EXPECT_EQ(pool_rows(rows.data(), 3, 2, Pooling::mean, false), (std::vector<float>{2.0f / 3.0f, 4}));
+  const auto n = pool_rows(rows.data(), 3, 2, Pooling::last, true);
+  EXPECT_NEAR(n[0], -2 / std::sqrt(40.0), 1e-6);
+  EXPECT_NEAR(norm(n), 1.0, 1e-6);
+  EXPECT_EQ(parse_pooling("lasttoken"), Pooling::last);
+  EXPECT_THROW(parse_pooling("max"), Error);
+  EXPECT_THROW(pool_rows(rows.data(), 0, 2, Pooling::mean, false), Error);
+}
+
+TEST(Embedder, BertUsesTheModelsPooling) {
+  tasks::Embedder embedder(kModels + "/bert_tiny", {});
+  EXPECT_TRUE(embedder.is_encoder());
+  EXPECT_EQ(embedder.pooling(), Pooling::cls);
+  EXPECT_TRUE(embedder.normalize());
+  EXPECT_EQ(embedder.max_tokens(), 48);
+  const json ref = read_json(kModels + "/bert_tiny/reference.json");
+  std::vector<std::string> texts;
+  for (const json& item : ref["items"]) texts.push_back(item["text"].get<std::string>());
+  const auto out = embedder.embed(texts);
+  ASSERT_EQ(out.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_NEAR(norm(out[i].vector), 1.0, 1e-5);
+    EXPECT_GT(cosine(out[i].vector, ref["items"][i]["cls"].get<std::vector<float>>()), 0.9999) << i;
+    EXPECT_EQ(out[i].tokens, int64_t(ref["items"][i]["ids"].size()));
+  }
+  EXPECT_TRUE(out.back().truncated);
+  EXPECT_FALSE(out.front().truncated);
+
+  tasks::EmbedOptions o;
+  o.pooling = Pooling::mean;
+  o.normalize = false;
+  o.batch_tokens = 20;  // several batches
+  tasks::Embedder mean(kModels + "/bert_tiny", o);
+  const auto m = mean.embed(texts);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_LT(rel_l2(m[i].vector, ref["items"][i]["mean"].get<std::vector<float>>()), 1e-4) << i;
+  }
+}
+
+TEST(Embedder, Qwen3EmbeddingLastToken) {
+  const auto model = Model::load(kModels + "/qwen3_embed_tiny");
+  EXPECT_EQ(model->config().arch, "qwen3");
+  SchedulerOptions so;
+  so.max_sequences = 1;
+  so.n_ctx = 256;
+  Scheduler scheduler(model, so);
+  const json ref = read_json(kModels + "/qwen3_embed_tiny/reference.json");
+  ASSERT_GE(ref["items"].size(), 12u);
+  for (const json& item : ref["items"]) {
+    const auto ids = item["ids"].get<std::vector<int32_t>>();
+    const auto last = scheduler.embed(ids, Pooling::last, false).get();
+    const auto mean = scheduler.embed(ids, Pooling::mean, false).get();
+    EXPECT_GT(cosine(last, item["lasttoken"].get<std::vector<float>>()), 0.9999) << ids.size();
+    EXPECT_LT(rel_l2(last, item["lasttoken"].get<std::vector<float>>()), 1e-4) << ids.size();
+    EXPECT_LT(rel_l2(mean, item["mean"].get<std::vector<float>>()), 1e-4) << ids.size();
+    const auto normalized = scheduler.embed(ids, Pooling::last, true).get();
+    EXPECT_NEAR(norm(normalized), 1.0, 1e-5);
+  }
+}
+
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run_slm(const std::string& args) {
+  const std::string cmd = std::string(SLM_EXE) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+TEST(CliEmbed, JsonlOutAndThroughput) {
+  const json ref = read_json(kModels + "/bert_tiny/reference.json");
+  const fs::path input = fs::temp_directory_path() / ("slm_embed_" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream out(input);
+    for (size_t i = 0; i < 3; ++i) out << json({{"id", "t" + std::to_string(i)}, {"text", ref["items"][i]["text"]}}).dump() << "\n";
+  }
+  const CmdResult r = run_slm("embed --model " + kModels + "/bert_tiny " + input.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::istringstream lines(r.out);
+  std::string line;
+  size_t n = 0;
+  bool throughput = false;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    if (line.front() != '{') {
+      throughput = throughput || line.find("embeddings/s") != std::string::npos;
+      continue;
+    }
+    const json j = json::parse(line);
+    EXPECT_EQ(j["id"], "t" + std::to_string(n));
+    const auto v = j["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(v.size(), 32u);
+    EXPECT_NEAR(norm(v), 1.0, 1e-4);
+    EXPECT_GT(cosine(v, ref["items"][n]["cls"].get<std::vector<float>>()), 0.9999);
+    ++n;
+  }
+  EXPECT_EQ(n, 3u);
+  EXPECT_TRUE(throughput) << r.out;
+  fs::remove(input);
+
+  const CmdResult texts = run_slm("embed -q --model " + kModels + "/bert_tiny --pooling mean --no-normalize 'Hello, world!' a");
+  ASSERT_EQ(texts.status, 0) << texts.out;
+  std::istringstream tl(texts.out);
+  std::getline(tl, line);
+  const auto v0 = json::parse(line)["embedding"].get<std::vector<float>>();
+  EXPECT_LT(rel_l2(v0, ref["items"][0]["mean"].get<std::vector<float>>()), 1e-4);
+  std::getline(tl, line);
+  EXPECT_EQ(json::parse(line)["index"], 1);
+
+  EXPECT_EQ(run_slm("embed --model " + kModels + "/bert_tiny --pooling max x").status, 2);
+  EXPECT_EQ(run_slm("embed --model " + kModels + "/bert_tiny --normalize --no-normalize x").status, 2);
+}
+
+}  // namespace
+}  // namespace slm
