@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "slm/engine/encoder.hpp"
 #include "slm/engine/scheduler.hpp"
 #include "slm/model/model.hpp"
+#include "slm/server/engine_provider.hpp"
 #include "slm/tasks/embed.hpp"
 #include "slm/util/error.hpp"
 
@@ -201,6 +203,78 @@ TEST(Embedder, Qwen3EmbeddingLastToken) {
     EXPECT_LT(rel_l2(mean, item["mean"].get<std::vector<float>>()), 1e-4) << ids.size();
     const auto normalized = scheduler.embed(ids, Pooling::last, true).get();
     EXPECT_NEAR(norm(normalized), 1.0, 1e-5);
+  }
+}
+
+// A byte-level tokenizer of exactly 256 tokens (GPT-2's byte alphabet, no merges), so that a copy of
+// the Qwen3-Embedding fixture can be served.
+std::string byte_tokenizer_json() {
+  json vocab = json::object();
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + extra++);
+    std::string piece;
+    if (cp < 0x80) {
+      piece.push_back(char(cp));
+    } else {
+      piece.push_back(char(0xC0 | (cp >> 6)));
+      piece.push_back(char(0x80 | (cp & 0x3F)));
+    }
+    vocab[piece] = b;
+  }
+  return json({{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}},
+               {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+               {"decoder", {{"type", "ByteLevel"}}},
+               {"added_tokens", json::array()}})
+      .dump();
+}
+
+struct CollectSink : server::ResponseSink {
+  std::promise<json> result;
+  void finish_json(const json& body) override { result.set_value(body); }
+  void send_event(const std::string&) override {}
+  void end_stream() override {}
+  void fail(const server::ApiError& e) override { result.set_value(json{{"error", e.message}}); }
+  bool cancelled() const override { return false; }
+  void on_cancel(std::function<void()>) override {}
+};
+
+// /v1/embeddings pools as the model's files say: last token with the sentence-transformers files,
+// mean without them.
+TEST(EmbedServer, UsesTheModelsPooling) {
+  const json ref = read_json(kModels + "/qwen3_embed_tiny/reference.json");
+  for (const bool with_files : {true, false}) {
+    const fs::path dir = fs::temp_directory_path() / ("slm_embed_srv_" + std::to_string(::getpid()) + (with_files ? "a" : "b"));
+    fs::remove_all(dir);
+    fs::copy(kModels + "/qwen3_embed_tiny", dir, fs::copy_options::recursive);
+    if (!with_files) fs::remove(dir / "modules.json");
+    std::ofstream(dir / "tokenizer.json") << byte_tokenizer_json();
+    {
+      SchedulerOptions so;
+      so.max_sequences = 2;
+      so.n_ctx = 256;
+      auto scheduler = std::make_shared<Scheduler>(Model::load(dir.string()), so);
+      server::EngineProvider provider({server::LocalModel{"m", scheduler, "", 0.0}});
+      json inputs = json::array();
+      for (size_t i : {size_t(2), size_t(7)}) inputs.push_back(ref["items"][i]["ids"]);
+      auto sink = std::make_shared<CollectSink>();
+      auto answer = sink->result.get_future();
+      provider.embeddings({{"model", "m"}, {"input", inputs}}, {}, sink);
+      const json body = answer.get();
+      ASSERT_TRUE(body.contains("data")) << body.dump();
+      ASSERT_EQ(body["data"].size(), 2u);
+      for (size_t k = 0; k < 2; ++k) {
+        const auto& item = ref["items"][k == 0 ? 2 : 7];
+        const auto v = body["data"][k]["embedding"].get<std::vector<float>>();
+        const auto want = item[with_files ? "lasttoken" : "mean"].get<std::vector<float>>();
+        const auto other = item[with_files ? "mean" : "lasttoken"].get<std::vector<float>>();
+        EXPECT_GT(cosine(v, want), 0.9999) << with_files << " " << k;
+        EXPECT_LT(cosine(v, other), 0.99) << with_files << " " << k;
+        EXPECT_NEAR(norm(v), 1.0, 1e-5);
+      }
+    }
+    fs::remove_all(dir);
   }
 }
 

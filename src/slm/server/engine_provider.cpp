@@ -5,8 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 
+#include "slm/engine/encoder.hpp"
 #include "slm/engine/grammar/json_schema.hpp"
 #include "slm/server/errors.hpp"
 #include "slm/util/error.hpp"
@@ -16,6 +19,18 @@ namespace {
 
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
+
+// The pooling a model's own files declare (sentence-transformers' modules.json and 1_Pooling, or a
+// GGUF file's pooling_type), mean when they say nothing; read once per model path.
+Pooling model_pooling(const Model& model) {
+  static std::mutex mutex;
+  static std::map<std::string, Pooling> cache;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find(model.path()); it != cache.end()) return it->second;
+  const Pooling pooling = read_pooling_config(model.path(), Pooling::mean).mode;
+  cache.emplace(model.path(), pooling);
+  return pooling;
+}
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -323,7 +338,8 @@ void EngineProvider::embeddings(const json& request, const RequestInfo& info, st
     total += int64_t(inputs.back().size());
   }
   std::vector<std::future<std::vector<float>>> futures;
-  for (auto& tokens : inputs) futures.push_back(entry.scheduler->embed(std::move(tokens), Pooling::mean, true));
+  const Pooling pooling = model_pooling(entry.scheduler->model());
+  for (auto& tokens : inputs) futures.push_back(entry.scheduler->embed(std::move(tokens), pooling, true));
   auto shared = std::make_shared<std::vector<std::future<std::vector<float>>>>(std::move(futures));
   post([shared, sink, r, total, id = entry.id] {
     try {
