@@ -98,9 +98,19 @@ TEST(LocalBackend, GenerationStopsAtStopStrings) {
       {"Once upon a time", {}, 8},
   };
   size_t done = 0;
-  const auto out = backend->generate(specs, [&](size_t d) { done = d; });
+  std::vector<int> seen(specs.size(), 0);
+  std::vector<std::string> each_text(specs.size());
+  const auto gens = backend->generate(specs, [&](size_t d) { done = d; }, [&](size_t i, const Generation& g) {
+    ++seen.at(i);
+    each_text.at(i) = g.text;
+  });
+  std::vector<std::string> out;
+  for (const auto& g : gens) out.push_back(g.text);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(done, 3u);
+  // Every result was handed out once, as it finished, with its final text.
+  EXPECT_EQ(seen, std::vector<int>(specs.size(), 1));
+  EXPECT_EQ(each_text, out);
   EXPECT_FALSE(out[0].empty());
   // Greedy: the same prompt gives the same text, cut before the first "e" in the second.
   ASSERT_NE(out[0].find('e'), std::string::npos) << out[0];

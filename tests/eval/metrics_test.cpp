@@ -131,3 +131,40 @@ TEST(CustomMetrics, EachKind) {
   EXPECT_THROW(CustomMetric::from_json("bleu"), slm::Error);
   EXPECT_THROW(CustomMetric::from_json({{"type", "json_field"}}), slm::Error);
 }
+
+TEST(PassAtK, UnbiasedEstimator) {
+  // 1 - C(n-c, k) / C(n, k) computed directly for small n.
+  auto choose = [](int64_t n, int64_t k) {
+    double r = 1;
+    for (int64_t i = 1; i <= k; ++i) r = r * double(n - k + i) / double(i);
+    return r;
+  };
+  for (int64_t n : {1, 5, 10}) {
+    for (int64_t c = 0; c <= n; ++c) {
+      for (int64_t k = 1; k <= n; ++k) {
+        const double expected = n - c < k ? 1.0 : 1.0 - choose(n - c, k) / choose(n, k);
+        EXPECT_NEAR(pass_at_k(n, c, k), expected, 1e-12) << n << " " << c << " " << k;
+      }
+    }
+  }
+  EXPECT_DOUBLE_EQ(pass_at_k(10, 3, 1), 0.3);   // pass@1 is the share correct
+  EXPECT_NEAR(pass_at_k(200, 10, 100), 1.0 - choose(190, 100) / choose(200, 100), 1e-9);
+  EXPECT_THROW(pass_at_k(5, 6, 1), slm::Error);
+  EXPECT_THROW(pass_at_k(5, 2, 6), slm::Error);
+}
+
+TEST(JudgeMetric, PromptAndScoreParsing) {
+  CustomMetric m = CustomMetric::from_json({{"type", "judge"}, {"scale", {0, 10}}, {"rubric", "Q={input} A={output} R={expected} [{min}-{max}]"}});
+  EXPECT_EQ(m.kind, "judge");
+  EXPECT_EQ(judge_prompt(m, "2+2?", "4 {input}", "4"), "Q=2+2? A=4 {input} R=4 [0-10]");  // filled once
+  const std::string default_prompt = judge_prompt(CustomMetric::from_json("judge"), "in", "out", "ref");
+  EXPECT_NE(default_prompt.find("Answer to grade:\nout"), std::string::npos) << default_prompt;
+  EXPECT_NE(default_prompt.find("1 to 5"), std::string::npos) << default_prompt;
+  EXPECT_EQ(parse_judge_score(" 4", 1, 5), 4.0);
+  EXPECT_EQ(parse_judge_score("I'd say... Score: 3.5 because 2 things", 1, 5), 3.5);
+  EXPECT_EQ(parse_judge_score("The answer has 2 errors. **Score**: 2", 1, 5), 2.0);
+  EXPECT_EQ(parse_judge_score("score = 5/5", 1, 5), 5.0);
+  EXPECT_FALSE(parse_judge_score("Score: 7", 1, 5).has_value());  // outside the scale
+  EXPECT_FALSE(parse_judge_score("excellent", 1, 5).has_value());
+  EXPECT_THROW(CustomMetric::from_json({{"type", "judge"}, {"scale", {5, 1}}}), slm::Error);
+}

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "slm/eval/tasks.hpp"
 #include "slm/util/error.hpp"
@@ -22,7 +23,7 @@ class ScriptedBackend final : public Backend {
   std::vector<GenerationSpec> seen_gen;
 
   std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
-                                                 const Progress& progress) override {
+                                                 const Progress& progress, const OnScored&) override {
     std::vector<LoglikelihoodResult> out;
     for (const auto& r : requests) {
       seen_ll.push_back(r);
@@ -31,10 +32,10 @@ class ScriptedBackend final : public Backend {
     }
     return out;
   }
-  std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress&) override {
+  std::vector<Generation> generate(const std::vector<GenerationSpec>& specs, const Progress&, const OnGenerated&) override {
     seen_gen = specs;
-    std::vector<std::string> out;
-    for (size_t i = 0; i < specs.size(); ++i) out.push_back(outputs.at(i));
+    std::vector<Generation> out;
+    for (size_t i = 0; i < specs.size(); ++i) out.push_back({outputs.at(i), nullptr});
     return out;
   }
   std::string name() const override { return "scripted"; }
@@ -181,4 +182,81 @@ TEST(Tasks, BadInputsFail) {
   EXPECT_THROW(run_task(b, o), slm::Error);
   std::filesystem::remove(o.data_path);
   EXPECT_THROW(parse_task("hellaswag"), slm::Error);
+}
+
+TEST(Tasks, HumanevalPassAtKFromSeveralSamples) {
+  // Two problems, four samples each at temperature: problem 0 right in 3 of 4, problem 1 in 1 of 4.
+  ScriptedBackend b;
+  b.outputs = {"    return a + b\n", "    return a - b\n", "    return b + a\n", "    return a + b\n",
+               "    return text\n", "    return ' '.join(reversed(text.split()))\n", "    return ''\n",
+               "    while True:\n        pass\n"};
+  TaskOptions o;
+  o.task = TaskKind::humaneval;
+  o.data_path = data("humaneval.jsonl");
+  o.limit = 2;
+  o.samples = 4;
+  o.pass_k = {1, 2, 4};
+  o.sandbox.timeout_s = 1;
+  o.sandbox.cpu_s = 2;
+  const json report = run_task(b, o);
+  ASSERT_EQ(b.seen_gen.size(), 8u);
+  std::set<uint64_t> seeds;
+  for (const auto& s : b.seen_gen) {
+    EXPECT_DOUBLE_EQ(s.temperature, 0.8);  // the default for several samples
+    seeds.insert(s.seed);
+  }
+  EXPECT_EQ(seeds.size(), 4u);  // a seed per sample, the same across problems
+  const json& r = report.at("results").at("humaneval");
+  EXPECT_DOUBLE_EQ(r.at("pass@1,create_test").get<double>(), (0.75 + 0.25) / 2);
+  // pass@2: 1 - C(1,2)/C(4,2) = 1 for problem 0; 1 - C(3,2)/C(4,2) = 0.5 for problem 1.
+  EXPECT_DOUBLE_EQ(r.at("pass@2,create_test").get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(r.at("pass@4,create_test").get<double>(), 1.0);
+  EXPECT_TRUE(r.at("pass@2_stderr,create_test").is_number());
+  const json& s1 = report.at("samples")[1];
+  EXPECT_EQ(s1.at("correct"), 1);
+  EXPECT_EQ(s1.at("timed_out")[3], true);  // the runaway sample was killed
+  EXPECT_EQ(report.at("configs").at("humaneval").at("repeats"), 4);
+  o.pass_k = {5};
+  EXPECT_THROW(run_task(b, o), slm::Error);  // k larger than the samples
+}
+
+TEST(Tasks, JudgeMetricMeanAndAgreement) {
+  const std::string path = write_temp("judge.jsonl",
+      R"({"input": "Capital of France?", "expected": "Paris", "metric": "judge", "reference_score": 5})" "\n"
+      R"({"input": "2+2?", "expected": "4", "metric": {"type": "judge", "scale": [0, 10]}, "reference_score": 3})" "\n"
+      R"({"input": "Say hi", "expected": "hi", "metric": "exact_match"})" "\n");
+  ScriptedBackend model;
+  model.outputs = {"Paris.", "five", "hi"};
+  ScriptedBackend judge;
+  // Three samples per judged answer: item 0 scores 5, 5, 4 (1-5 scale); item 1: "Score: 2", junk, 2 (0-10).
+  judge.outputs = {"5", "Score: 5", "4 - mostly right", "Score: 2", "no idea", "2"};
+  TaskOptions o;
+  o.task = TaskKind::custom;
+  o.data_path = path;
+  o.judge = &judge;
+  o.judge_samples = 3;
+  const json report = run_task(model, o);
+  std::filesystem::remove(path);
+  ASSERT_EQ(judge.seen_gen.size(), 6u);
+  EXPECT_NE(judge.seen_gen[0].prompt.find("Paris."), std::string::npos);  // the answer graded
+  EXPECT_NE(judge.seen_gen[3].prompt.find("0 to 10"), std::string::npos);
+  EXPECT_GT(judge.seen_gen[1].temperature, 0.0);
+  const json& r = report.at("results").at("custom");
+  // Item 0: mean 14/3 on 1-5 -> (14/3 - 1) / 4; item 1: mean 2 on 0-10 -> 0.2.
+  const double s0 = (14.0 / 3.0 - 1.0) / 4.0, s1 = 0.2;
+  EXPECT_NEAR(r.at("judge,none").get<double>(), (s0 + s1) / 2, 1e-12);
+  EXPECT_NEAR(r.at("score,none").get<double>(), (s0 + s1 + 1.0) / 3, 1e-12);
+  EXPECT_NEAR(r.at("judge_raw,none").get<double>(), (14.0 / 3.0 + 2.0) / 2, 1e-12);
+  // Agreement: 2 of 3 samples equal the most common score on both items.
+  EXPECT_NEAR(r.at("judge_agreement,none").get<double>(), 2.0 / 3.0, 1e-12);
+  // Against the human scores: 4.67 is within 0.5 of 5; 2 is not within 0.5 of 3.
+  EXPECT_DOUBLE_EQ(r.at("judge_reference_agreement,none").get<double>(), 0.5);
+  EXPECT_EQ(report.at("configs").at("custom").at("judge").at("unparsed"), 0);
+  // Without a judge the metric cannot be computed.
+  o.judge = nullptr;
+  const std::string again = write_temp("judge2.jsonl", R"({"input": "x", "expected": "y", "metric": "judge"})" "\n");
+  o.data_path = again;
+  model.outputs = {"y"};
+  EXPECT_THROW(run_task(model, o), slm::Error);
+  std::filesystem::remove(again);
 }

@@ -33,6 +33,47 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
   return text.substr(0, cut);
 }
 
+nlohmann::json loglikelihood_echo_request(const LoglikelihoodRequest& request, uint64_t seed) {
+  return {{"prompt", request.context + request.continuation}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1},
+          {"temperature", 0}, {"seed", seed}};
+}
+
+LoglikelihoodResult loglikelihood_from_echo(const nlohmann::json& answer, const LoglikelihoodRequest& request) {
+  if (!answer.contains("choices") || !answer.at("choices").is_array() || answer.at("choices").empty() ||
+      !answer.at("choices").at(0).contains("logprobs") || !answer.at("choices").at(0).at("logprobs").is_object()) {
+    fail(ErrorKind::format, "endpoint answer has no logprobs (echo + logprobs unsupported?)");
+  }
+  const auto& lp = answer.at("choices").at(0).at("logprobs");
+  const auto& token_logprobs = lp.at("token_logprobs");
+  const auto& offsets = lp.at("text_offset");
+  const auto& tokens = lp.at("tokens");
+  // The prompt's tokens come first (usage.prompt_tokens of them; the generated one follows). Where
+  // the prompt ends is read from its last token's offset and text, so offsets counted with or
+  // without the text of a BOS token both work; the continuation is the prompt's last bytes.
+  size_t n_prompt = tokens.size() > 0 ? tokens.size() - 1 : 0;
+  if (answer.contains("usage") && answer.at("usage").contains("prompt_tokens")) {
+    n_prompt = std::min(tokens.size(), answer.at("usage").at("prompt_tokens").get<size_t>());
+  }
+  if (n_prompt == 0 || offsets.size() < n_prompt || token_logprobs.size() < n_prompt) {
+    fail(ErrorKind::format, "endpoint answer has no echoed prompt tokens (echo + logprobs unsupported?)");
+  }
+  const int64_t end = offsets[n_prompt - 1].get<int64_t>() + int64_t(tokens[n_prompt - 1].get<std::string>().size());
+  const int64_t begin = end - int64_t(request.continuation.size());
+  LoglikelihoodResult r;
+  r.is_greedy = false;
+  for (size_t k = 0; k < n_prompt; ++k) {
+    const int64_t off = offsets[k].get<int64_t>();
+    if (off < begin || off >= end) continue;
+    if (token_logprobs[k].is_null()) {
+      fail(ErrorKind::format, "endpoint gave no log-probability for continuation token {}", k);
+    }
+    r.logprob += token_logprobs[k].get<double>();
+    ++r.tokens;
+  }
+  if (r.tokens == 0) fail(ErrorKind::format, "endpoint echoed no continuation tokens (echo + logprobs unsupported?)");
+  return r;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -40,16 +81,20 @@ namespace {
 
 class LocalBackend final : public Backend {
  public:
-  LocalBackend(std::shared_ptr<const Model> model, const LocalOptions& options) : model_(std::move(model)), options_(options) {
+  LocalBackend(std::shared_ptr<const Model> model, const LocalOptions& options, nlohmann::json identity)
+      : model_(std::move(model)), options_(options), identity_(std::move(identity)) {
     if (!model_->tokenizer()) fail(ErrorKind::invalid_argument, "evaluation needs a model with a tokenizer");
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : model_->config().context_length > 0 ? model_->config().context_length : 4096;
     if (model_->config().context_length > 0) n_ctx_ = std::min(n_ctx_, model_->config().context_length);
   }
 
   std::string name() const override { return "local"; }
+  nlohmann::json identity() const override {
+    return {{"backend", "local"}, {"model", identity_}, {"n_ctx", n_ctx_}, {"seed", options_.seed}};
+  }
 
   std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
-                                                 const Progress& progress) override {
+                                                 const Progress& progress, const OnScored& each) override {
     const Tokenizer& tok = *model_->tokenizer();
     const int64_t vocab = model_->config().vocab_size;
     SessionOptions so;
@@ -114,12 +159,14 @@ class LocalBackend final : public Backend {
         }
       }
       out.push_back(res);
+      if (each) each(out.size() - 1, res);
       if (progress) progress(out.size());
     }
     return out;
   }
 
-  std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) override {
+  std::vector<Generation> generate(const std::vector<GenerationSpec>& specs, const Progress& progress,
+                                   const OnGenerated& each) override {
     const Tokenizer& tok = *model_->tokenizer();
     SchedulerOptions so;
     so.max_sequences = std::max(1, options_.concurrency);
@@ -134,6 +181,7 @@ class LocalBackend final : public Backend {
     std::mutex mutex;
     std::condition_variable cv;
     size_t in_flight = 0, finished = 0;
+    std::vector<size_t> newly_finished;  // indices not yet passed to `each`
     // Declared after what its callbacks touch: on an early exit its destructor cancels (and calls back)
     // before those are gone.
     Scheduler scheduler(model_, so);
@@ -154,11 +202,12 @@ class LocalBackend final : public Backend {
       }
       if (req.prompt.empty()) req.prompt.push_back(tok.data().bos_id >= 0 ? tok.data().bos_id : 0);
       req.max_tokens = max_tokens;
-      req.sampling.temperature = 0;
-      req.sampling.seed = options_.seed;
+      req.sampling.temperature = float(spec.temperature);
+      req.sampling.seed = spec.seed != 0 ? spec.seed : options_.seed;
       Slot* slot = &slots[i];
+      const size_t index = i;
       const std::vector<std::string>* until = &spec.until;
-      auto callback = [&, slot, until](const GenerationEvent& e) {
+      auto callback = [&, slot, until, index](const GenerationEvent& e) {
         bool stop = false;
         if (e.token >= 0 && e.finish != FinishReason::stop) {
           slot->tokens.push_back(e.token);
@@ -171,6 +220,7 @@ class LocalBackend final : public Backend {
         if (e.finish != FinishReason::none) {
           std::lock_guard lock(mutex);
           slot->done = true;
+          newly_finished.push_back(index);
           --in_flight;
           ++finished;
           cv.notify_all();
@@ -183,21 +233,24 @@ class LocalBackend final : public Backend {
     {
       std::unique_lock lock(mutex);
       size_t reported = 0;
-      while (finished < specs.size()) {
-        cv.wait(lock, [&] { return finished > reported || finished == specs.size(); });
+      while (reported < specs.size()) {
+        cv.wait(lock, [&] { return finished > reported; });
+        std::vector<size_t> ready;
+        ready.swap(newly_finished);
         reported = finished;
-        if (progress) {
-          lock.unlock();
-          progress(reported);
-          lock.lock();
+        lock.unlock();
+        for (size_t k : ready) {
+          if (each && slots[k].error.empty()) each(k, Generation{cut_at_stop(slots[k].text, specs[k].until), nullptr});
         }
+        if (progress) progress(reported);
+        lock.lock();
       }
     }
-    std::vector<std::string> out;
+    std::vector<Generation> out;
     out.reserve(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
       if (!slots[i].error.empty()) fail(ErrorKind::internal, "generation failed: {}", slots[i].error);
-      out.push_back(cut_at_stop(slots[i].text, specs[i].until));
+      out.push_back({cut_at_stop(slots[i].text, specs[i].until), nullptr});
     }
     return out;
   }
@@ -205,6 +258,7 @@ class LocalBackend final : public Backend {
  private:
   std::shared_ptr<const Model> model_;
   LocalOptions options_;
+  nlohmann::json identity_;
   int64_t n_ctx_ = 0;
 };
 
@@ -237,6 +291,10 @@ class EndpointBackend final : public Backend {
   }
 
   std::string name() const override { return "endpoint"; }
+  nlohmann::json identity() const override {
+    return {{"backend", "endpoint"}, {"url", options_.url}, {"model", options_.model}, {"chat", options_.chat},
+            {"seed", options_.seed}};
+  }
 
   nlohmann::json call(router::Endpoint endpoint, const nlohmann::json& request) {
     router::CallOptions co;
@@ -277,8 +335,10 @@ class EndpointBackend final : public Backend {
     return usage_;
   }
 
-  // Runs f(i) for every i on `concurrency` threads; the first error is rethrown.
-  void parallel(size_t n, const std::function<void(size_t)>& f, const Progress& progress) {
+  // Runs f(i) for every i on `concurrency` threads, then done(i) one at a time; the first error is
+  // rethrown.
+  void parallel(size_t n, const std::function<void(size_t)>& f, const Progress& progress,
+                const std::function<void(size_t)>& done_one) {
     std::atomic<size_t> next{0}, done{0};
     std::mutex mutex;
     std::exception_ptr error;
@@ -294,11 +354,10 @@ class EndpointBackend final : public Backend {
           next = n;
           return;
         }
+        std::lock_guard lock(mutex);
+        done_one(i);
         const size_t d = ++done;
-        if (progress) {
-          std::lock_guard lock(mutex);
-          progress(d);
-        }
+        if (progress) progress(d);
       }
     };
     std::vector<std::thread> threads;
@@ -308,52 +367,23 @@ class EndpointBackend final : public Backend {
   }
 
   std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
-                                                 const Progress& progress) override {
+                                                 const Progress& progress, const OnScored& each) override {
     std::vector<LoglikelihoodResult> out(requests.size());
     parallel(requests.size(), [&](size_t i) {
-      const std::string prompt = requests[i].context + requests[i].continuation;
-      nlohmann::json req = {{"prompt", prompt}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1},
-                            {"temperature", 0}, {"seed", options_.seed}};
+      nlohmann::json req = loglikelihood_echo_request(requests[i], options_.seed);
       if (!options_.model.empty()) req["model"] = options_.model;
-      const nlohmann::json answer = call(router::Endpoint::completions, req);
-      const auto& lp = answer.at("choices").at(0).at("logprobs");
-      const auto& token_logprobs = lp.at("token_logprobs");
-      const auto& offsets = lp.at("text_offset");
-      const auto& tokens = lp.at("tokens");
-      // The prompt's tokens come first (usage.prompt_tokens of them; the generated one follows). Where
-      // the prompt ends is read from its last token's offset and text, so offsets counted with or
-      // without the text of a BOS token both work; the continuation is the prompt's last bytes.
-      size_t n_prompt = tokens.size() > 0 ? tokens.size() - 1 : 0;
-      if (answer.contains("usage") && answer.at("usage").contains("prompt_tokens")) {
-        n_prompt = std::min(tokens.size(), answer.at("usage").at("prompt_tokens").get<size_t>());
-      }
-      if (n_prompt == 0 || offsets.size() < n_prompt || token_logprobs.size() < n_prompt) {
-        fail(ErrorKind::format, "endpoint answer has no echoed prompt tokens (echo + logprobs unsupported?)");
-      }
-      const int64_t end = offsets[n_prompt - 1].get<int64_t>() + int64_t(tokens[n_prompt - 1].get<std::string>().size());
-      const int64_t begin = end - int64_t(requests[i].continuation.size());
-      LoglikelihoodResult r;
-      r.is_greedy = false;
-      for (size_t k = 0; k < n_prompt; ++k) {
-        const int64_t off = offsets[k].get<int64_t>();
-        if (off < begin || off >= end) continue;
-        if (token_logprobs[k].is_null()) {
-          fail(ErrorKind::format, "endpoint gave no log-probability for continuation token {}", k);
-        }
-        r.logprob += token_logprobs[k].get<double>();
-        ++r.tokens;
-      }
-      if (r.tokens == 0) fail(ErrorKind::format, "endpoint echoed no continuation tokens (echo + logprobs unsupported?)");
-      out[i] = r;
-    }, progress);
+      out[i] = loglikelihood_from_echo(call(router::Endpoint::completions, req), requests[i]);
+    }, progress, [&](size_t i) { if (each) each(i, out[i]); });
     return out;
   }
 
-  std::vector<std::string> generate(const std::vector<GenerationSpec>& specs, const Progress& progress) override {
-    std::vector<std::string> out(specs.size());
+  std::vector<Generation> generate(const std::vector<GenerationSpec>& specs, const Progress& progress,
+                                   const OnGenerated& each) override {
+    std::vector<Generation> out(specs.size());
     parallel(specs.size(), [&](size_t i) {
       const auto& spec = specs[i];
-      nlohmann::json req = {{"max_tokens", spec.max_tokens}, {"temperature", 0}, {"seed", options_.seed}};
+      nlohmann::json req = {{"max_tokens", spec.max_tokens}, {"temperature", spec.temperature},
+                            {"seed", spec.seed != 0 ? spec.seed : options_.seed}};
       if (!options_.model.empty()) req["model"] = options_.model;
       // OpenAI takes at most four stop strings; the rest are applied here.
       nlohmann::json stop = nlohmann::json::array();
@@ -367,8 +397,8 @@ class EndpointBackend final : public Backend {
         req["prompt"] = spec.prompt;
         answer = call(router::Endpoint::completions, req);
       }
-      out[i] = cut_at_stop(router::answer_text(answer), spec.until);
-    }, progress);
+      out[i].text = cut_at_stop(router::answer_text(answer), spec.until);
+    }, progress, [&](size_t i) { if (each) each(i, out[i]); });
     return out;
   }
 
@@ -384,8 +414,9 @@ class EndpointBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_local_backend(std::shared_ptr<const Model> model, const LocalOptions& options) {
-  return std::make_unique<LocalBackend>(std::move(model), options);
+std::unique_ptr<Backend> make_local_backend(std::shared_ptr<const Model> model, const LocalOptions& options,
+                                            nlohmann::json identity) {
+  return std::make_unique<LocalBackend>(std::move(model), options, std::move(identity));
 }
 
 std::unique_ptr<Backend> make_endpoint_backend(const EndpointOptions& options) {

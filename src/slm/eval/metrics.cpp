@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <regex>
+#include <sstream>
 
 #include "slm/util/error.hpp"
 
@@ -154,18 +155,92 @@ CustomMetric CustomMetric::from_json(const nlohmann::json& spec) {
     m.rel_tolerance = spec.value("rel_tolerance", 0.0);
     m.field = spec.value("field", std::string());
     if (spec.contains("labels")) m.labels = spec.at("labels").get<std::vector<std::string>>();
+    m.rubric = spec.value("rubric", std::string());
+    if (spec.contains("scale")) {
+      const auto& sc = spec.at("scale");
+      if (!sc.is_array() || sc.size() != 2 || !sc[0].is_number() || !sc[1].is_number() || sc[0] >= sc[1]) {
+        fail(ErrorKind::invalid_argument, "expected \"scale\": [min, max] with min < max, found {}", sc.dump());
+      }
+      m.scale_min = sc[0].get<double>();
+      m.scale_max = sc[1].get<double>();
+    }
   } else if (!spec.is_null()) {
     fail(ErrorKind::invalid_argument, "expected a metric name or object, found {}", spec.dump());
   }
-  static const std::vector<std::string> kinds = {"exact_match", "regex", "numeric", "json_field", "label"};
+  static const std::vector<std::string> kinds = {"exact_match", "regex", "numeric", "json_field", "label", "judge"};
   if (std::find(kinds.begin(), kinds.end(), m.kind) == kinds.end()) {
-    fail(ErrorKind::invalid_argument, "expected metric exact_match, regex, numeric, json_field or label, found '{}'",
+    fail(ErrorKind::invalid_argument, "expected metric exact_match, regex, numeric, json_field, label or judge, found '{}'",
          m.kind);
   }
   if (m.kind == "json_field" && m.field.empty()) {
     fail(ErrorKind::invalid_argument, "metric json_field needs \"field\"");
   }
   return m;
+}
+
+namespace {
+const char* kDefaultRubric =
+    "You are grading an answer to a task. Compare it with the reference answer and rate it on a scale of {min} "
+    "to {max}: {max} means fully correct and complete, {min} means wrong or missing.\n\n"
+    "Task:\n{input}\n\nReference answer:\n{expected}\n\nAnswer to grade:\n{output}\n\n"
+    "Reply with the score only, as \"Score: N\".\nScore:";
+
+std::string number_text(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(int64_t(v));
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+}  // namespace
+
+std::string judge_prompt(const CustomMetric& metric, const std::string& input, const std::string& output,
+                         const std::string& expected) {
+  const std::string rubric = metric.rubric.empty() ? kDefaultRubric : metric.rubric;
+  const std::pair<std::string, std::string> fields[] = {
+      {"{input}", input}, {"{output}", output}, {"{expected}", expected},
+      {"{min}", number_text(metric.scale_min)}, {"{max}", number_text(metric.scale_max)}};
+  // One left-to-right pass: text filled in is never searched for placeholders again.
+  std::string out;
+  for (size_t i = 0; i < rubric.size();) {
+    bool replaced = false;
+    for (const auto& [name, value] : fields) {
+      if (rubric.compare(i, name.size(), name) == 0) {
+        out += value;
+        i += name.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += rubric[i++];
+  }
+  return out;
+}
+
+std::optional<double> parse_judge_score(const std::string& answer, double min, double max) {
+  static const std::regex after_score("[Ss][Cc][Oo][Rr][Ee]\\**\\s*[:=]?\\s*\\**\\s*(-?[0-9]+(\\.[0-9]+)?)");
+  static const std::regex any_number("-?[0-9]+(\\.[0-9]+)?");
+  std::smatch m;
+  std::string text;
+  if (std::regex_search(answer, m, after_score)) {
+    text = m.str(1);
+  } else if (std::regex_search(answer, m, any_number)) {
+    text = m.str(0);
+  } else {
+    return std::nullopt;
+  }
+  const double v = std::strtod(text.c_str(), nullptr);
+  if (!(v >= min && v <= max)) return std::nullopt;
+  return v;
+}
+
+double pass_at_k(int64_t n, int64_t c, int64_t k) {
+  if (n < 1 || c < 0 || c > n || k < 1 || k > n) {
+    fail(ErrorKind::invalid_argument, "pass@k: expected 0 <= c <= n and 1 <= k <= n, found n={} c={} k={}", n, c, k);
+  }
+  if (n - c < k) return 1.0;
+  double prod = 1.0;  // C(n - c, k) / C(n, k) = prod_{i = n - c + 1}^{n} (1 - k / i)
+  for (int64_t i = n - c + 1; i <= n; ++i) prod *= 1.0 - double(k) / double(i);
+  return 1.0 - prod;
 }
 
 std::optional<nlohmann::json> first_json_value(const std::string& text) {

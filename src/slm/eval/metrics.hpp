@@ -59,8 +59,14 @@ MeanStderr mean_stderr(const std::vector<double>& values);
 // "tolerance" (absolute) or "rel_tolerance" of the expected number), "json_field" (the output's first JSON
 // object has field `field` equal to the expected value), "label" (the first of the given "labels" the
 // output names, compared with the expected label).
+// "judge": a judge model grades the output with a rubric prompt (see judge_prompt); needs a judge
+// backend.
 struct CustomMetric {
   std::string kind = "exact_match";
+  // judge: the rubric ({input}, {output}, {expected}, {min}, {max} are filled in; "" the default) and
+  // the score scale.
+  std::string rubric;
+  double scale_min = 1, scale_max = 5;
   bool ignore_case = false;
   double tolerance = 1e-6;
   double rel_tolerance = 0;
@@ -73,6 +79,17 @@ struct CustomScore {
   std::string extracted;  // what was compared
 };
 CustomScore custom_score(const CustomMetric& metric, const std::string& output, const nlohmann::json& expected);
+
+// The judge's prompt: the rubric with {input}, {output}, {expected}, {min} and {max} replaced.
+std::string judge_prompt(const CustomMetric& metric, const std::string& input, const std::string& output,
+                         const std::string& expected);
+// The score in a judge's answer: the number after "score" ("Score: 4", "score = 3.5"), else the
+// first number; nullopt when there is none or it lies outside [min, max].
+std::optional<double> parse_judge_score(const std::string& answer, double min, double max);
+
+// HumanEval's unbiased pass@k estimator for one problem: n samples, c of them correct:
+// 1 - C(n - c, k) / C(n, k), computed as a product so that large n do not overflow.
+double pass_at_k(int64_t n, int64_t c, int64_t k);
 
 // The first JSON value (object or array) in a text, skipping prose and code fences; nullopt if none parses.
 std::optional<nlohmann::json> first_json_value(const std::string& text);

@@ -27,6 +27,7 @@ struct SandboxResult {
   int exit_code = -1;       // -1 when killed by a signal
   int signal = 0;
   bool network_isolated = false;  // a new network namespace was entered
+  std::string isolation;          // what the kernel enforced, e.g. "netns,mountns-readonly,seccomp"
   std::string output;       // stdout and stderr, at most 4 KiB
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <memory>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -164,6 +166,13 @@ std::vector<size_t> sample_fewshot(std::mt19937_64& rng, size_t pool_size, size_
 
 namespace {
 
+std::vector<std::string> texts(const std::vector<Generation>& generations) {
+  std::vector<std::string> out;
+  out.reserve(generations.size());
+  for (const auto& g : generations) out.push_back(g.text);
+  return out;
+}
+
 struct Context {
   Backend& backend;
   const TaskOptions& options;
@@ -198,9 +207,9 @@ void run_gsm8k(Context& cx, bool cot) {
       parts.push_back(cot ? gsm8k_cot_doc_text(ex) + " " + gsm8k_cot_target(answer) : gsm8k_doc_text(ex) + " " + answer);
     }
     parts.push_back(cot ? gsm8k_cot_doc_text(cx.pools.docs[i]) : gsm8k_doc_text(cx.pools.docs[i]));
-    specs.push_back({join(parts, "\n\n"), until, max_tokens});
+    specs.push_back({join(parts, "\n\n"), until, max_tokens, 0, 0, "doc " + std::to_string(i)});
   }
-  const auto outputs = cx.backend.generate(specs, cx.progress);
+  const auto outputs = texts(cx.backend.generate(specs, cx.progress));
   const ExactMatchOptions em = gsm8k_match_options();
   std::vector<double> strict, flexible;
   json& samples = cx.report["samples"];
@@ -250,7 +259,9 @@ void run_arc(Context& cx) {
     }
     context += arc_doc_text(doc);
     span.push_back({requests.size(), texts.size()});
-    for (const auto& t : texts) requests.push_back({context, " " + t});  // target_delimiter " "
+    for (size_t c = 0; c < texts.size(); ++c) {  // target_delimiter " "
+      requests.push_back({context, " " + texts[c], "doc " + std::to_string(i) + " choice " + std::to_string(c)});
+    }
   }
   const auto results = cx.backend.loglikelihood(requests, cx.progress);
   std::vector<double> acc, acc_norm;
@@ -297,9 +308,9 @@ void run_mmlu_pro(Context& cx) {
       ++taken;
     }
     prompt += mmlu_pro_example(doc, false);
-    specs.push_back({prompt, until, max_tokens});
+    specs.push_back({prompt, until, max_tokens, 0, 0, "doc " + std::to_string(i)});
   }
-  const auto outputs = cx.backend.generate(specs, cx.progress);
+  const auto outputs = texts(cx.backend.generate(specs, cx.progress));
   const ExactMatchOptions em = mmlu_pro_match_options();
   std::vector<double> all, all_fallback;
   std::map<std::string, std::vector<double>> by_category;
@@ -334,33 +345,151 @@ void run_mmlu_pro(Context& cx) {
 void run_humaneval(Context& cx) {
   const int64_t max_tokens = max_tokens_or(cx.options, 1024);
   const std::vector<std::string> until = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
+  const int64_t n = std::max(1, cx.options.samples);
+  const double temperature = cx.options.temperature >= 0 ? cx.options.temperature : n > 1 ? 0.8 : 0.0;
+  std::vector<int64_t> ks = cx.options.pass_k;
+  if (ks.empty()) {
+    for (int64_t k : {1, 10, 100}) {
+      if (k <= n) ks.push_back(k);
+    }
+  }
+  for (int64_t k : ks) {
+    if (k < 1 || k > n) fail(ErrorKind::invalid_argument, "pass@{}: expected 1 <= k <= samples ({})", k, n);
+  }
   std::vector<GenerationSpec> specs;
-  for (const auto& doc : cx.pools.docs) specs.push_back({str_field(doc, "prompt"), until, max_tokens});
-  const auto outputs = cx.backend.generate(specs, cx.progress);
-  std::vector<double> passed;
+  for (size_t i = 0; i < cx.pools.docs.size(); ++i) {
+    for (int64_t s = 0; s < n; ++s) {
+      // One sample: the run's seed; several: a seed of their own each.
+      const uint64_t seed = n > 1 ? cx.options.seed + 1 + uint64_t(s) : 0;
+      specs.push_back({str_field(cx.pools.docs[i], "prompt"), until, max_tokens, temperature, seed,
+                       "doc " + std::to_string(i) + " sample " + std::to_string(s)});
+    }
+  }
+  const auto outputs = texts(cx.backend.generate(specs, cx.progress));
+  std::map<int64_t, std::vector<double>> pass;  // k -> per problem
   bool isolated_all = true;
+  SandboxResult last;
   json& samples = cx.report["samples"];
-  for (size_t i = 0; i < outputs.size(); ++i) {
+  for (size_t i = 0; i < cx.pools.docs.size(); ++i) {
     const json& doc = cx.pools.docs[i];
-    const std::string program =
-        humaneval_program(specs[i].prompt + outputs[i], str_field(doc, "test"), str_field(doc, "entry_point"));
-    const SandboxResult r = run_python_sandboxed(program, cx.options.sandbox);
-    isolated_all = isolated_all && r.network_isolated;
-    passed.push_back(r.passed ? 1 : 0);
-    samples.push_back({{"doc_id", i}, {"task_id", doc.value("task_id", "")}, {"resps", {outputs[i]}},
-                       {"pass@1,create_test", passed.back()}, {"timed_out", r.timed_out}, {"exit_code", r.exit_code},
-                       {"output", r.output.substr(0, 1000)}});
+    json resps = json::array(), passed = json::array(), timed_out = json::array(), exit_codes = json::array(),
+         logs = json::array();
+    int64_t correct = 0;
+    for (int64_t s = 0; s < n; ++s) {
+      const size_t j = i * size_t(n) + size_t(s);
+      const std::string program =
+          humaneval_program(specs[j].prompt + outputs[j], str_field(doc, "test"), str_field(doc, "entry_point"));
+      last = run_python_sandboxed(program, cx.options.sandbox);
+      isolated_all = isolated_all && last.network_isolated;
+      correct += last.passed ? 1 : 0;
+      resps.push_back(outputs[j]);
+      passed.push_back(last.passed);
+      timed_out.push_back(last.timed_out);
+      exit_codes.push_back(last.exit_code);
+      logs.push_back(last.output.substr(0, 1000));
+    }
+    json sample = {{"doc_id", i}, {"task_id", doc.value("task_id", "")}, {"resps", resps}, {"passed", passed},
+                   {"n", n}, {"correct", correct}};
+    for (int64_t k : ks) {
+      pass[k].push_back(pass_at_k(n, correct, k));
+      sample["pass@" + std::to_string(k) + ",create_test"] = pass[k].back();
+    }
+    if (n == 1) {
+      sample["timed_out"] = timed_out[0];
+      sample["exit_code"] = exit_codes[0];
+      sample["output"] = logs[0];
+    } else {
+      sample["timed_out"] = timed_out;
+      sample["exit_code"] = exit_codes;
+      sample["output"] = logs;
+    }
+    samples.push_back(std::move(sample));
   }
   json& res = cx.report["results"]["humaneval"];
-  put_metric(res, "pass@1", "create_test", passed);
+  for (const auto& [k, values] : pass) put_metric(res, "pass@" + std::to_string(k), "create_test", values);
   json config = config_json(cx.options, 0, until, max_tokens);
+  config["generation_kwargs"]["do_sample"] = temperature > 0;
+  config["generation_kwargs"]["temperature"] = temperature;
+  config["repeats"] = n;
   config["sandbox"] = {{"timeout_s", cx.options.sandbox.timeout_s}, {"cpu_s", cx.options.sandbox.cpu_s},
                        {"memory_bytes", cx.options.sandbox.memory_bytes},
                        {"network_isolated", isolated_all},
+                       {"isolation", last.isolation},
                        {"network_note", isolated_all ? "each program ran in a new network namespace"
                                                      : "the kernel refused a new network namespace: network "
-                                                       "blocked only by the Python-level guard"}};
+                                                       "blocked only by the system call filter and the Python-level guard"}};
   cx.report["configs"]["humaneval"] = config;
+}
+
+// Grades the outputs of items whose metric is "judge" with the judge backend. Per item: the score
+// normalised to [0, 1] (the mean of the parsed scores; 0 when none parses), and the agreement of
+// the judge's samples (share equal to the most common score).
+struct JudgeVerdict {
+  double score = 0;       // normalised
+  double raw = 0;         // mean parsed score (scale units); NaN when none parsed
+  double agreement = 1;
+  json scores = json::array();
+  json answers = json::array();
+};
+
+std::vector<JudgeVerdict> run_judge(Context& cx, const std::vector<size_t>& items, const std::vector<std::string>& inputs,
+                                    const std::vector<std::string>& outputs, const std::vector<json>& expected,
+                                    const std::vector<CustomMetric>& metrics) {
+  if (!cx.options.judge) {
+    fail(ErrorKind::invalid_argument, "metric \"judge\" needs a judge model (--judge-model or --judge-endpoint)");
+  }
+  const int64_t samples = std::max(1, cx.options.judge_samples);
+  std::vector<GenerationSpec> specs;
+  for (size_t i : items) {
+    const std::string exp = expected[i].is_string() ? expected[i].get<std::string>() : expected[i].dump();
+    for (int64_t s = 0; s < samples; ++s) {
+      specs.push_back({judge_prompt(metrics[i], inputs[i], outputs[i], exp), {"\n\n"}, 16,
+                       samples > 1 ? 0.7 : 0.0, samples > 1 ? cx.options.seed + 1 + uint64_t(s) : 0,
+                       "judge doc " + std::to_string(i) + " sample " + std::to_string(s)});
+    }
+  }
+  Backend* judge = cx.options.judge;
+  std::unique_ptr<CachingBackend> cached;
+  if (cx.options.cache) {
+    cached = std::make_unique<CachingBackend>(*judge, *cx.options.cache, json{{"judge", true}, {"seed", cx.options.seed}});
+    judge = cached.get();
+  }
+  const auto answers = texts(judge->generate(specs, {}));
+  std::vector<JudgeVerdict> out;
+  for (size_t n = 0; n < items.size(); ++n) {
+    const CustomMetric& m = metrics[items[n]];
+    JudgeVerdict v;
+    std::vector<double> parsed;
+    std::map<double, int64_t> counts;
+    for (int64_t s = 0; s < samples; ++s) {
+      const std::string& a = answers[n * size_t(samples) + size_t(s)];
+      const auto score = parse_judge_score(a, m.scale_min, m.scale_max);
+      v.answers.push_back(a);
+      v.scores.push_back(score ? json(*score) : json(nullptr));
+      if (score) {
+        parsed.push_back(*score);
+        ++counts[*score];
+      }
+    }
+    int64_t mode = 0;
+    for (const auto& [value, count] : counts) mode = std::max(mode, count);
+    v.agreement = double(mode) / double(samples);
+    if (!parsed.empty()) {
+      double sum = 0;
+      for (double p : parsed) sum += p;
+      v.raw = sum / double(parsed.size());
+      v.score = (v.raw - m.scale_min) / (m.scale_max - m.scale_min);
+    } else {
+      v.raw = std::nan("");
+    }
+    out.push_back(std::move(v));
+  }
+  if (cached) {
+    json& c = cx.report["cache"];
+    c["judge_reused"] = cached->reused();
+    c["judge_computed"] = cached->computed();
+  }
+  return out;
 }
 
 void run_custom(Context& cx) {
@@ -368,6 +497,7 @@ void run_custom(Context& cx) {
   std::vector<GenerationSpec> specs;
   std::vector<CustomMetric> metrics;
   std::vector<json> expected;
+  std::vector<std::string> inputs;
   // Label accuracy without listed labels: the distinct expected values of the file.
   std::set<std::string> seen_labels;
   for (const auto& doc : cx.pools.docs) {
@@ -401,33 +531,121 @@ void run_custom(Context& cx) {
     if (m.kind == "label" && m.labels.empty()) m.labels.assign(seen_labels.begin(), seen_labels.end());
     std::vector<std::string> until;
     if (doc.contains("stop")) until = doc.at("stop").get<std::vector<std::string>>();
-    specs.push_back({input, until, doc.value("max_tokens", max_tokens)});
+    specs.push_back({input, until, doc.value("max_tokens", max_tokens), 0, 0, "doc " + std::to_string(specs.size())});
     metrics.push_back(m);
     expected.push_back(exp);
+    inputs.push_back(input);
   }
-  const auto outputs = cx.backend.generate(specs, cx.progress);
-  std::vector<double> scores;
+  const auto outputs = texts(cx.backend.generate(specs, cx.progress));
+  std::vector<size_t> judged;
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    if (metrics[i].kind == "judge") judged.push_back(i);
+  }
+  std::vector<JudgeVerdict> verdicts;
+  if (!judged.empty()) verdicts = run_judge(cx, judged, inputs, outputs, expected, metrics);
+  std::vector<double> scores, judge_raw, judge_agreement, reference_agreement;
+  int64_t unparsed = 0;
   std::map<std::string, std::vector<double>> by_metric;
   json& samples = cx.report["samples"];
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const CustomScore s = custom_score(metrics[i], outputs[i], expected[i]);
-    scores.push_back(s.score);
-    by_metric[metrics[i].kind].push_back(s.score);
-    samples.push_back({{"doc_id", i}, {"id", cx.pools.docs[i].value("id", json(i))}, {"metric", metrics[i].kind},
-                       {"target", expected[i]}, {"resps", {outputs[i]}}, {"filtered_resps", {s.extracted}},
-                       {"score", s.score}});
+  for (size_t i = 0, v = 0; i < outputs.size(); ++i) {
+    json sample = {{"doc_id", i}, {"id", cx.pools.docs[i].value("id", json(i))}, {"metric", metrics[i].kind},
+                   {"target", expected[i]}, {"resps", {outputs[i]}}};
+    double score = 0;
+    if (metrics[i].kind == "judge") {
+      const JudgeVerdict& jv = verdicts[v++];
+      score = jv.score;
+      sample["filtered_resps"] = jv.scores;
+      sample["judge_answers"] = jv.answers;
+      sample["judge_agreement"] = jv.agreement;
+      judge_agreement.push_back(jv.agreement);
+      if (std::isnan(jv.raw)) {
+        ++unparsed;
+      } else {
+        judge_raw.push_back(jv.raw);
+      }
+      // A human score on the item: the judge agrees when its mean is within half a point of it.
+      const json& doc = cx.pools.docs[i];
+      if (doc.contains("reference_score") && doc.at("reference_score").is_number()) {
+        const double ref = doc.at("reference_score").get<double>();
+        reference_agreement.push_back(!std::isnan(jv.raw) && std::fabs(jv.raw - ref) <= 0.5 ? 1 : 0);
+        sample["reference_score"] = ref;
+      }
+    } else {
+      const CustomScore cs = custom_score(metrics[i], outputs[i], expected[i]);
+      score = cs.score;
+      sample["filtered_resps"] = {cs.extracted};
+    }
+    sample["score"] = score;
+    scores.push_back(score);
+    by_metric[metrics[i].kind].push_back(score);
+    samples.push_back(std::move(sample));
   }
   json& r = cx.report["results"]["custom"];
   put_metric(r, "score", "none", scores);
   for (const auto& [kind, values] : by_metric) put_metric(r, kind, "none", values);
-  cx.report["configs"]["custom"] = config_json(cx.options, 0, {}, max_tokens);
+  if (!judged.empty()) {
+    if (!judge_raw.empty()) put_metric(r, "judge_raw", "none", judge_raw);
+    if (cx.options.judge_samples > 1) put_metric(r, "judge_agreement", "none", judge_agreement);
+    if (!reference_agreement.empty()) put_metric(r, "judge_reference_agreement", "none", reference_agreement);
+    cx.report["configs"]["custom"]["judge"] = {{"model", cx.options.judge->identity()},
+                                               {"samples", std::max(1, cx.options.judge_samples)},
+                                               {"unparsed", unparsed}};
+  }
+  cx.report["configs"]["custom"].update(config_json(cx.options, 0, {}, max_tokens));
 }
+
+}  // namespace
+
+namespace {
+
+// Passes requests on and sums what answered them (a router's tier, cost and tokens per answer).
+class RoutingRecorder final : public Backend {
+ public:
+  explicit RoutingRecorder(Backend& inner) : inner_(inner) {}
+  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,
+                                                 const Progress& progress, const OnScored& each) override {
+    return inner_.loglikelihood(requests, progress, each);
+  }
+  std::vector<Generation> generate(const std::vector<GenerationSpec>& specs, const Progress& progress,
+                                   const OnGenerated& each) override {
+    auto out = inner_.generate(specs, progress, each);
+    for (const auto& g : out) {
+      if (!g.info.is_object()) continue;
+      json& r = routing_;
+      r["requests"] = r.value("requests", int64_t(0)) + 1;
+      const std::string tier = g.info.value("tier", std::string("?"));
+      r["tiers"][tier] = r["tiers"].value(tier, int64_t(0)) + 1;
+      r["cost_usd"] = r.value("cost_usd", 0.0) + g.info.value("cost_usd", 0.0);
+      r["input_tokens"] = r.value("input_tokens", int64_t(0)) + g.info.value("input_tokens", int64_t(0));
+      r["output_tokens"] = r.value("output_tokens", int64_t(0)) + g.info.value("output_tokens", int64_t(0));
+      r["escalations"] = r.value("escalations", int64_t(0)) + g.info.value("escalations", int64_t(0));
+    }
+    return out;
+  }
+  std::string name() const override { return inner_.name(); }
+  json identity() const override { return inner_.identity(); }
+  json usage() const override { return inner_.usage(); }
+  const json& routing() const { return routing_; }
+
+ private:
+  Backend& inner_;
+  json routing_ = json::object();
+};
 
 }  // namespace
 
 json run_task(Backend& backend, const TaskOptions& options, const Progress& progress) {
   const auto start = std::chrono::steady_clock::now();
-  Context cx{backend, options, progress, {}, std::mt19937_64(options.seed), json::object()};
+  std::unique_ptr<CachingBackend> cached;
+  if (options.cache) {
+    const json scope = {{"task", task_name(options.task)},
+                        {"data_sha256", file_sha256(options.data_path)},
+                        {"fewshot_sha256", options.fewshot_path.empty() ? "" : file_sha256(options.fewshot_path)},
+                        {"seed", options.seed}};
+    cached = std::make_unique<CachingBackend>(backend, *options.cache, scope);
+  }
+  RoutingRecorder recorder(cached ? static_cast<Backend&>(*cached) : backend);
+  Context cx{recorder, options, progress, {}, std::mt19937_64(options.seed), json::object()};
   std::vector<json> all = read_jsonl(options.data_path);
   const size_t original = all.size();
   cx.pools.docs = all;
@@ -452,6 +670,21 @@ json run_task(Backend& backend, const TaskOptions& options, const Progress& prog
   }
   for (auto& [task, r] : cx.report["results"].items()) r["alias"] = task;
   cx.report["n-samples"][name] = {{"original", original}, {"effective", cx.pools.docs.size()}};
+  if (cached) {
+    json& c = cx.report["cache"];
+    c["path"] = options.cache->path();
+    c["reused"] = cached->reused();
+    c["computed"] = cached->computed();
+  }
+  if (!recorder.routing().empty()) {
+    json routing = recorder.routing();
+    const double n = double(routing.value("requests", int64_t(1)));
+    json shares = json::object();
+    for (const auto& [tier, count] : routing["tiers"].items()) shares[tier] = count.get<double>() / n;
+    routing["tier_share"] = shares;
+    routing["cost_usd_per_request"] = routing.value("cost_usd", 0.0) / n;
+    cx.report["routing"] = routing;
+  }
   cx.report["task"] = name;
   cx.report["backend"] = backend.name();
   cx.report["total_evaluation_time_seconds"] =

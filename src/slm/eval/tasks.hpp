@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "slm/eval/backend.hpp"
+#include "slm/eval/cache.hpp"
 #include "slm/eval/sandbox.hpp"
 
 namespace slm::eval {
@@ -30,6 +31,18 @@ struct TaskOptions {
   int64_t max_tokens = -1;   // -1: the task's default
   SandboxOptions sandbox;    // humaneval
   nlohmann::json metric;     // custom: the default metric (name or object) for items without one
+  // Resumable runs: results found here are reused, new ones stored as they finish (null: no cache).
+  ResultCache* cache = nullptr;
+  // humaneval: samples per problem and the k of pass@k (default: 1, 10, 100 where at most `samples`);
+  // temperature -1: greedy for one sample, 0.8 for several (each sample its own seed).
+  int samples = 1;
+  double temperature = -1;
+  std::vector<int64_t> pass_k;
+  // custom "judge" metric: the model that grades, asked `judge_samples` times per answer (greedy
+  // once, else at temperature 0.7 with a seed per sample; agreement = share equal to the most common
+  // score).
+  Backend* judge = nullptr;
+  int judge_samples = 1;
 };
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
