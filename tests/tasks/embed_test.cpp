@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -16,6 +17,8 @@
 
 #include "slm/engine/encoder.hpp"
 #include "slm/engine/scheduler.hpp"
+#include "slm/format/gguf.hpp"
+#include "slm/format/safetensors.hpp"
 #include "slm/model/model.hpp"
 #include "slm/server/engine_provider.hpp"
 #include "slm/tasks/embed.hpp"
@@ -96,6 +99,69 @@ TEST(Encoder, BertFixtureMatchesTransformers) {
     const auto one = enc->embed({seqs[i]}, Pooling::mean, false);
     EXPECT_LT(rel_l2(one[0], mean[i]), 1e-5);
   }
+}
+
+// The same fixture as a llama.cpp-style "bert" GGUF file (tensor names, keys, "▁" vocabulary,
+// pooling_type) gives the same embeddings and pooling.
+TEST(Encoder, GgufFileMatchesTransformers) {
+  const auto archive = safetensors::Archive::open(kModels + "/bert_tiny");
+  const auto folder = Encoder::load(kModels + "/bert_tiny");
+  const auto& c = folder->config();
+  gguf::Writer w;
+  w.set("general.architecture", gguf::Value::of_string("bert"));
+  w.set("bert.embedding_length", gguf::Value::of_u32(uint32_t(c.dim)));
+  w.set("bert.block_count", gguf::Value::of_u32(uint32_t(c.n_layers)));
+  w.set("bert.feed_forward_length", gguf::Value::of_u32(uint32_t(c.ffn_dim)));
+  w.set("bert.attention.head_count", gguf::Value::of_u32(uint32_t(c.n_heads)));
+  w.set("bert.attention.layer_norm_epsilon", gguf::Value::of_f32(c.norm_eps));
+  w.set("bert.pooling_type", gguf::Value::of_u32(2));
+  const WordPieceTokenizer& tok = *folder->tokenizer();
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (size_t i = 0; i < tok.vocab_size(); ++i) {
+    const std::string& t = tok.data().tokens[i];
+    const bool control = t.size() > 2 && t.front() == '[' && t.back() == ']';
+    types.push_back(control ? 3 : 1);
+    tokens.push_back(control ? t : t.starts_with("##") ? t.substr(2) : "\xE2\x96\x81" + t);
+  }
+  w.set("tokenizer.ggml.model", gguf::Value::of_string("bert"));
+  w.set("tokenizer.ggml.tokens", gguf::Value::of_strings(tokens));
+  w.set("tokenizer.ggml.token_type", gguf::Value::of_i32s(types));
+  w.set("tokenizer.ggml.unknown_token_id", gguf::Value::of_u32(uint32_t(tok.unk_id())));
+  w.set("tokenizer.ggml.cls_token_id", gguf::Value::of_u32(uint32_t(tok.token_id("[CLS]"))));
+  w.set("tokenizer.ggml.seperator_token_id", gguf::Value::of_u32(uint32_t(tok.token_id("[SEP]"))));
+  std::vector<std::vector<float>> keep;
+  size_t n_tensors = 0;
+  for (const auto& t : archive.tensors()) {
+    const std::string name = bert_tensor_name(t.name);
+    if (name.empty()) continue;
+    std::vector<float> data(t.n_bytes / sizeof(float));
+    std::memcpy(data.data(), t.data, t.n_bytes);
+    keep.push_back(std::move(data));
+    std::vector<uint64_t> dims(t.shape.rbegin(), t.shape.rend());
+    w.add_tensor(name, DType::F32, dims, keep.back().data());
+    ++n_tensors;
+  }
+  EXPECT_EQ(n_tensors, 5u + 16u * size_t(c.n_layers));
+  const fs::path dir = fs::temp_directory_path() / ("slm_bert_gguf_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "bert.gguf").string();
+  w.write(path);
+  EXPECT_TRUE(Encoder::is_encoder(path));
+  const auto enc = Encoder::load(path);
+  EXPECT_EQ(enc->config().vocab_size, c.vocab_size);
+  EXPECT_EQ(enc->config().max_positions, c.max_positions);
+  EXPECT_EQ(enc->config().type_vocab_size, c.type_vocab_size);
+  EXPECT_EQ(read_pooling_config(path, Pooling::mean).mode, Pooling::cls);
+  const json ref = read_json(kModels + "/bert_tiny/reference.json");
+  for (const json& item : ref["items"]) {
+    const std::string text = item["text"].get<std::string>();
+    const auto ids = enc->tokenizer()->encode(text, true, ref["max_seq_length"].get<size_t>());
+    EXPECT_EQ(ids, item["ids"].get<std::vector<int32_t>>()) << text;
+    const auto v = enc->embed({ids}, Pooling::cls, false);
+    EXPECT_GT(cosine(v[0], item["cls"].get<std::vector<float>>()), 0.9999) << text;
+  }
+  fs::remove_all(dir);
 }
 
 TEST(Encoder, RejectsBadInputs) {

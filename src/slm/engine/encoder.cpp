@@ -85,7 +85,7 @@ void validate(const EncoderConfig& c) {
 }
 
 void layer_norm(float* x, const float* w, const float* b, int64_t rows, int64_t n, float eps) {
-#pragma omp parallel for if (rows > 8)
+#pragma omp parallel for if (rows * n > (int64_t(1) << 16))
   for (int64_t r = 0; r < rows; ++r) {
     float* v = x + r * n;
     double mean = 0.0;
@@ -102,7 +102,7 @@ void layer_norm(float* x, const float* w, const float* b, int64_t rows, int64_t 
 void linear(const std::vector<float>& w, const std::vector<float>& b, int64_t n_out, int64_t n_in, const float* x,
             int64_t rows, float* y) {
   cpu::matmul(DType::F32, w.data(), n_out, n_in, x, rows, y);
-#pragma omp parallel for if (rows > 8)
+#pragma omp parallel for if (rows * n_out > (int64_t(1) << 16))
   for (int64_t r = 0; r < rows; ++r) {
     float* yr = y + r * n_out;
     for (int64_t o = 0; o < n_out; ++o) yr[o] += b[size_t(o)];
@@ -131,7 +131,8 @@ void activate(float* x, int64_t n, EncoderActivation act) {
 void attention_full(const float* q, const float* k, const float* v, int64_t n, int64_t n_heads, int64_t head_dim,
                     int64_t stride, float* out) {
   const float scale = 1.0f / std::sqrt(float(head_dim));
-#pragma omp parallel
+  // Small sequences stay on one thread: a parallel region costs more than their work.
+#pragma omp parallel if (n * n * n_heads * head_dim > (int64_t(1) << 18))
   {
     std::vector<float> scores(static_cast<size_t>(n));
 #pragma omp for collapse(2)
