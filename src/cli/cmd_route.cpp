@@ -51,9 +51,15 @@ Command add_route(CLI::App& app) {
             std::vector<router::LabeledPrompt> logged;
             if (config.database != ":memory:" && std::filesystem::exists(config.database)) logged = router::Store(config.database).outcomes();
             router::Policies policies(config, std::make_shared<router::HashedEmbedder>(config.embedding.dim), logged);
-            const router::Decision d = policies.decide(router::route_input(request, headers, config.task_header));
+            // Prompt lengths as each tier counts them: its tokenizer file, an in-process model's own
+            // tokenizer when the file is here (without the chat template: explain renders none), or the estimate.
+            auto counters = std::make_shared<const router::TokenCounters>(router::counters_from_config(config));
+            const router::RouteInput input = router::route_input(request, headers, config.task_header, counters);
+            const router::Decision d = policies.decide(input);
             if (args->json) {
-              std::cout << d.to_json().dump(2) << "\n";
+              nlohmann::json j = d.to_json();
+              for (const auto& t : config.tiers) j["prompt_tokens"][t.name] = input.tokens_for(t.name);
+              std::cout << j.dump(2) << "\n";
               return 0;
             }
             std::cout << "tier: " << d.tier << "\n";
@@ -65,6 +71,10 @@ Command add_route(CLI::App& app) {
             }
             std::cout << "reasons:\n";
             for (const auto& r : d.reasons) std::cout << "  - " << r << "\n";
+            std::cout << "prompt tokens:\n";
+            for (const auto& t : config.tiers) {
+              std::cout << "  " << t.name << ": " << input.tokens_for(t.name) << " (" << input.tokens->how(t.name) << ")\n";
+            }
             return 0;
           }};
 }

@@ -136,7 +136,7 @@ class Parser {
   TierConfig tier(const YAML::Node& node) const {
     expect_map(node, "a tier");
     only_keys(node, "a tier", {"name", "deployments", "price_per_million", "context", "timeout", "first_byte_timeout",
-                               "connect_timeout", "fallback"});
+                               "connect_timeout", "fallback", "tokenizer", "chars_per_token"});
     TierConfig t;
     t.where = where(node);
     if (!node["name"]) error_at(node, "expected a tier 'name', found none");
@@ -158,6 +158,12 @@ class Parser {
     if (node["first_byte_timeout"]) t.first_byte_timeout_s = number(node["first_byte_timeout"], "first_byte_timeout (seconds)", 0.001);
     if (node["connect_timeout"]) t.connect_timeout_s = number(node["connect_timeout"], "connect_timeout (seconds)", 0.001);
     if (node["fallback"]) t.fallback = str(node["fallback"], "fallback tier");
+    if (node["tokenizer"]) t.tokenizer = str(node["tokenizer"], "tokenizer (a tokenizer.json, GGUF file or model folder)");
+    if (node["chars_per_token"]) {
+      t.chars_per_token = number(node["chars_per_token"], "chars_per_token", 0);
+      if (t.chars_per_token <= 0) error_at(node["chars_per_token"], "expected chars_per_token above 0, found " + node["chars_per_token"].Scalar());
+      if (node["tokenizer"]) error_at(node["chars_per_token"], "expected either tokenizer or chars_per_token in tier '" + t.name + "', found both");
+    }
     return t;
   }
 
@@ -410,8 +416,11 @@ class Parser {
     }
     if (const YAML::Node a = root["accounting"]) {
       expect_map(a, "accounting");
-      only_keys(a, "accounting", {"database"});
+      only_keys(a, "accounting", {"database", "shared", "replica"});
       if (a["database"]) c.database = str(a["database"], "database path");
+      if (a["shared"]) c.shared = boolean(a["shared"], "shared (true or false)");
+      if (a["replica"]) c.replica = str(a["replica"], "replica name");
+      if (c.shared && c.database == ":memory:") error_at(a["shared"], "expected a database file for shared limits, found ':memory:'");
     }
     if (root["task_header"]) c.task_header = str(root["task_header"], "task_header");
     std::transform(c.task_header.begin(), c.task_header.end(), c.task_header.begin(), [](unsigned char ch) { return std::tolower(ch); });
@@ -474,6 +483,7 @@ RouterConfig load_config(const std::string& path) {
   rebase(c.database);
   for (auto& [name, p] : c.policies) rebase(p.training_file);
   for (auto& t : c.tiers) {
+    rebase(t.tokenizer);
     for (auto& d : t.deployments) {
       if (d.local() && fs::path(d.model_path).is_relative() && fs::exists(dir / d.model_path)) d.model_path = (dir / d.model_path).string();
     }

@@ -37,6 +37,11 @@ struct TierConfig {
   double first_byte_timeout_s = 0;  // 0: same as timeout_s
   double connect_timeout_s = 5;
   std::string fallback;     // next tier on failure; "" the next tier in the list; "none" no fallback
+  // How prompt lengths are counted for this tier: a tokenizer file (tokenizer.json, GGUF, model
+  // folder), or an estimate of chars_per_token bytes per token. Neither: an in-process tier counts
+  // with its model (chat template included), a remote tier estimates 4 bytes per token.
+  std::string tokenizer;
+  double chars_per_token = 0;  // 0: not given
   Where where;
 };
 
@@ -139,6 +144,10 @@ struct RouterConfig {
   EmbeddingConfig embedding;
   CaptureConfig capture;
   std::string database = "router.db";  // SQLite file; ":memory:" keeps nothing
+  // Limits and budgets counted in the database (WAL) so that several router processes on one host
+  // share them; false: counted in this process's memory.
+  bool shared = false;
+  std::string replica;  // this process's name in request ids when shared ("" : random)
   std::string task_header = "x-slm-task";
 
   const TierConfig* find_tier(const std::string& name) const;

@@ -28,9 +28,12 @@ bool contains(const std::vector<std::string>& list, const std::string& s) {
 
 }  // namespace
 
+int64_t RouteInput::tokens_for(const std::string& tier) const { return tokens ? (*tokens)(tier) : prompt_tokens; }
+
 RouteInput route_input(const nlohmann::json& request, const std::map<std::string, std::string>& headers,
-                       const std::string& task_header) {
+                       const std::string& task_header, std::shared_ptr<const TokenCounters> counters) {
   RouteInput in;
+  if (counters) in.tokens = std::make_shared<PromptTokens>(std::move(counters), request);
   if (request.contains("model") && request["model"].is_string()) in.model = request["model"].get<std::string>();
   if (auto it = headers.find(task_header); it != headers.end()) in.task = it->second;
   if (in.task.empty() && request.contains("metadata") && request["metadata"].is_object()) {
@@ -173,13 +176,17 @@ bool Policies::apply(const PolicyConfig& p, const RouteInput& in, Decision& d) c
           ok = ok && contains(c.tasks, in.task);
           matched.push_back("task=" + (in.task.empty() ? std::string("(none)") : in.task));
         }
-        if (c.min_prompt_tokens) {
-          ok = ok && in.prompt_tokens >= *c.min_prompt_tokens;
-          matched.push_back(fmt::format("prompt_tokens={}>={}", in.prompt_tokens, *c.min_prompt_tokens));
-        }
-        if (c.max_prompt_tokens) {
-          ok = ok && in.prompt_tokens <= *c.max_prompt_tokens;
-          matched.push_back(fmt::format("prompt_tokens={}<={}", in.prompt_tokens, *c.max_prompt_tokens));
+        if ((c.min_prompt_tokens || c.max_prompt_tokens) && ok) {
+          // Counted as the rule's tier counts (its tokenizer), only when the rest of the rule holds.
+          const int64_t n = in.tokens_for(r.tier);
+          if (c.min_prompt_tokens) {
+            ok = ok && n >= *c.min_prompt_tokens;
+            matched.push_back(fmt::format("prompt_tokens={}>={}", n, *c.min_prompt_tokens));
+          }
+          if (c.max_prompt_tokens) {
+            ok = ok && n <= *c.max_prompt_tokens;
+            matched.push_back(fmt::format("prompt_tokens={}<={}", n, *c.max_prompt_tokens));
+          }
         }
         if (c.tools) {
           ok = ok && in.tools == *c.tools;

@@ -12,6 +12,7 @@
 
 #include "slm/router/config.hpp"
 #include "slm/router/embed.hpp"
+#include "slm/router/tokens.hpp"
 
 namespace slm::router {
 
@@ -23,11 +24,15 @@ struct RouteInput {
   int64_t prompt_tokens = 0;   // estimate over all messages: bytes / 4, rounded up
   bool tools = false;
   bool json_schema = false;
+  std::shared_ptr<PromptTokens> tokens;  // per tier, as each tier counts (null: the estimate)
+  // The prompt's length as `tier` counts it.
+  int64_t tokens_for(const std::string& tier) const;
 };
 
 // Reads a chat or completions request. task_header: lower-cased header name carrying the task tag.
+// counters: how each tier counts tokens (null: every tier uses the bytes / 4 estimate).
 RouteInput route_input(const nlohmann::json& request, const std::map<std::string, std::string>& headers,
-                       const std::string& task_header);
+                       const std::string& task_header, std::shared_ptr<const TokenCounters> counters = nullptr);
 
 struct Decision {
   std::string tier;                   // the tier that answers first

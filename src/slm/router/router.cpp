@@ -63,6 +63,7 @@ struct RequestContext {
   Clock::time_point start;
   std::shared_ptr<CallHandle> current;
   std::shared_ptr<EventQueue> queue;
+  int64_t admitted_tokens = 0;  // the prompt's length counted against the key's token rate at admission
   bool cancelled = false;
   bool sent_bytes = false;
   std::string text;  // the answer's text, for capture
@@ -80,6 +81,8 @@ struct Router::Impl {
   std::unique_ptr<Store> store;
   std::unique_ptr<Policies> policies;
   std::unique_ptr<Limits> limits;
+  std::shared_ptr<const TokenCounters> token_counters;  // per tier
+  std::string replica;  // shared state: this replica's name, appended to request ids
   std::mt19937 rng{std::random_device{}()};
   std::mutex counters_mutex;
   std::map<std::string, TierCounters> counters;
@@ -146,6 +149,7 @@ asio::awaitable<void> Router::Impl::handle(std::shared_ptr<RequestContext> ctx) 
   RequestRecord& rec = ctx->rec;
   static std::atomic<uint64_t> counter{0};
   rec.request_id = ctx->info.request_id.empty() ? fmt::format("route-{}", ++counter) : ctx->info.request_id;
+  if (!replica.empty()) rec.request_id += "@" + replica;
   rec.time = unix_now();
   rec.key_id = key_fingerprint(ctx->info.api_key);
   rec.endpoint = ctx->endpoint == Endpoint::chat ? "chat" : ctx->endpoint == Endpoint::completions ? "completions" : "embeddings";
@@ -158,7 +162,7 @@ asio::awaitable<void> Router::Impl::handle(std::shared_ptr<RequestContext> ctx) 
     ctx->stream = ctx->endpoint != Endpoint::embeddings && req.value("stream", false);
     ctx->include_usage = ctx->stream && req.contains("stream_options") && req["stream_options"].is_object() &&
                          req["stream_options"].value("include_usage", false);
-    ctx->input = route_input(req, ctx->info.headers, config.task_header);
+    ctx->input = route_input(req, ctx->info.headers, config.task_header, token_counters);
     rec.model = ctx->input.model;
     rec.task = ctx->input.task;
     rec.stream = ctx->stream;
@@ -168,7 +172,8 @@ asio::awaitable<void> Router::Impl::handle(std::shared_ptr<RequestContext> ctx) 
     } catch (const Error& e) {
       throw server::ApiError(api_error(404, "invalid_request_error", e.what(), "model_not_found"));
     }
-    const Admission a = limits->admit(ctx->info.api_key, ctx->input.prompt_tokens, Clock::now());
+    ctx->admitted_tokens = config.key_limit(ctx->info.api_key) ? ctx->input.tokens_for(d.tier) : 0;
+    const Admission a = limits->admit(ctx->info.api_key, ctx->admitted_tokens, Clock::now());
     if (!a.allowed) throw server::ApiError(api_error(429, "rate_limit_error", a.reason, "rate_limit_exceeded"));
     if (a.downgrade) {
       d.reasons.push_back("downgraded to the cheapest tier: " + a.reason);
@@ -202,9 +207,9 @@ asio::awaitable<void> Router::Impl::run_chain(std::shared_ptr<RequestContext> ct
   int last_status = 503;
   while (!tier_name.empty() && visited.insert(tier_name).second) {
     TierRuntime& t = *tier(tier_name);
-    if (t.config->context > 0 && ctx->input.prompt_tokens > t.config->context) {
-      ctx->rec.reasons.push_back(fmt::format("skip tier {}: prompt of about {} tokens exceeds its context {}", tier_name,
-                                             ctx->input.prompt_tokens, t.config->context));
+    if (t.config->context > 0 && ctx->input.tokens_for(tier_name) > t.config->context) {
+      ctx->rec.reasons.push_back(fmt::format("skip tier {}: prompt of {} tokens ({}) exceeds its context {}", tier_name,
+                                             ctx->input.tokens_for(tier_name), ctx->input.tokens->how(tier_name), t.config->context));
       tier_name = fallback_of(tier_name);
       continue;
     }
@@ -403,9 +408,11 @@ asio::awaitable<Router::Impl::TierResult> Router::Impl::try_tier(std::shared_ptr
 void Router::Impl::account(RequestContext& ctx, TierRuntime& t, const nlohmann::json& usage_source, int64_t streamed_chars) {
   Usage u = answer_usage(usage_source);
   if (!u.reported) {
-    u.input_tokens = ctx.input.prompt_tokens;
-    const int64_t chars = streamed_chars >= 0 ? streamed_chars : int64_t(answer_text(usage_source).size());
-    u.output_tokens = (chars + 3) / 4;
+    // Counted as the tier counts: the streamed text so far, or the whole answer's.
+    u.input_tokens = ctx.input.tokens_for(t.config->name);
+    const std::string text = streamed_chars >= 0 ? ctx.text : answer_text(usage_source);
+    const auto it = token_counters->find(t.config->name);
+    u.output_tokens = it != token_counters->end() ? it->second->text_tokens(text) : (int64_t(text.size()) + 3) / 4;
   }
   ctx.rec.input_tokens += u.input_tokens;
   ctx.rec.output_tokens += u.output_tokens;
@@ -440,7 +447,12 @@ void Router::Impl::finish(RequestContext& ctx) {
     rec.error = "client went away";
   }
   rec.latency_s = std::chrono::duration<double>(Clock::now() - ctx.start).count();
-  limits->charge(ctx.info.api_key, rec.tier, rec.input_tokens + rec.output_tokens - ctx.input.prompt_tokens, rec.cost_usd, Clock::now());
+  try {
+    limits->charge(ctx.info.api_key, rec.tier, rec.input_tokens + rec.output_tokens - ctx.admitted_tokens, rec.cost_usd, Clock::now());
+  } catch (const std::exception& e) {
+    // The shared state was unavailable past its wait: the answer still goes out, the row still logged.
+    rec.reasons.push_back(std::string("limits not charged: ") + e.what());
+  }
   {
     std::lock_guard lock(counters_mutex);
     TierCounters& c = counters[rec.tier.empty() ? "none" : rec.tier];
@@ -515,13 +527,34 @@ Router::Router(RouterConfig config, RouterOptions options) : impl_(std::make_uni
     }
     m.tiers.push_back(std::move(t));
   }
+  // How each tier counts tokens: its tokenizer file or estimate when configured, else an in-process
+  // tier's own model (chat template included), else 4 bytes per token.
+  auto counters = std::make_shared<TokenCounters>();
+  for (size_t i = 0; i < m.config.tiers.size(); ++i) {
+    const TierConfig& tc = m.config.tiers[i];
+    if (tc.tokenizer.empty() && tc.chars_per_token <= 0 && tc.deployments.front().local()) {
+      (*counters)[tc.name] = std::make_shared<ProviderCounter>(local_provider(tc.deployments.front().model_path), m.tiers[i].upstream_models[0]);
+    } else {
+      (*counters)[tc.name] = counter_from_config(tc, m.config.source);
+    }
+  }
+  m.token_counters = std::move(counters);
   m.store = std::make_unique<Store>(m.config.database);
   std::shared_ptr<Embedder> embedder;
   if (!m.config.embedding.model_path.empty()) embedder = std::make_shared<ProviderEmbedder>(local_provider(m.config.embedding.model_path));
   else embedder = std::make_shared<HashedEmbedder>(m.config.embedding.dim);
   m.policies = std::make_unique<Policies>(m.config, embedder, m.store->outcomes());
-  const double since = budget_period_start(m.config.budget_period, unix_now());
-  m.limits = std::make_unique<Limits>(m.config, m.store->spend_by_key(since), m.store->spend_by_tier(since));
+  std::unique_ptr<LimitState> state;
+  if (m.config.shared) {
+    state = std::make_unique<SqliteLimitState>(m.config.database);
+    // Request ids of several replicas in one log: each replica's ids carry its name.
+    m.replica = m.config.replica;
+    if (m.replica.empty()) m.replica = fmt::format("r{:08x}", std::random_device{}());
+  } else {
+    const double since = budget_period_start(m.config.budget_period, unix_now());
+    state = std::make_unique<MemoryLimitState>(m.store->spend_by_key(since), m.store->spend_by_tier(since));
+  }
+  m.limits = std::make_unique<Limits>(m.config, std::move(state));
   m.thread = std::thread([&m] { m.io.run(); });
 }
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <set>
 
+#include "slm/router/limit_state.hpp"
+#include "slm/router/sqlite_util.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::router {
@@ -24,52 +26,8 @@ CREATE INDEX IF NOT EXISTS captures_task ON captures(task);
 CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT PRIMARY KEY, prompt TEXT, strong INTEGER);
 )";
 
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      fail(ErrorKind::io, "expected the router log to accept a statement, found SQLite error: {}", sqlite3_errmsg(db));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement& bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), int(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(ErrorKind::io, "expected the router log to be writable, found SQLite error: {}", sqlite3_errmsg(db_));
-  }
-  std::string text(int i) {
-    const unsigned char* p = sqlite3_column_text(stmt_, i);
-    return p ? std::string(reinterpret_cast<const char*>(p), size_t(sqlite3_column_bytes(stmt_, i))) : std::string();
-  }
-  double real(int i) { return sqlite3_column_double(stmt_, i); }
-  int64_t integer(int i) { return sqlite3_column_int64(stmt_, i); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-void exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string m = err ? err : "unknown";
-    sqlite3_free(err);
-    fail(ErrorKind::io, "expected the router log to accept '{:.40}', found SQLite error: {}", sql, m);
-  }
-}
+using sqlite::exec;
+using sqlite::Statement;
 
 sqlite3* open_db(const std::string& path, bool create) {
   sqlite3* db = nullptr;
@@ -79,7 +37,7 @@ sqlite3* open_db(const std::string& path, bool create) {
     sqlite3_close(db);
     fail(ErrorKind::io, "expected to open the router log '{}', found: {}", path, m);
   }
-  sqlite3_busy_timeout(db, 5000);
+  set_busy_wait(db, 10.0);
   return db;
 }
 
@@ -162,7 +120,7 @@ void Store::writer_loop() {
         }
       };
       try {
-        exec(db_, "BEGIN");
+        exec(db_, "BEGIN IMMEDIATE");
         for (const auto& item : batch) {
           try {
             write(item);
