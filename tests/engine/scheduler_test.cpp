@@ -275,6 +275,56 @@ TEST(Scheduler, CancelEndsTheRequestAndFreesItsBlocks) {
   scheduler.cancel(999999);  // unknown: ignored
 }
 
+TEST(Scheduler, TimeoutEndsARunningRequestAndFreesItsBlocks) {
+  const auto model = demo_model();
+  SchedulerOptions o;
+  o.n_ctx = 2048;
+  Scheduler scheduler(model, o);
+  Collector collector;
+  GenerationRequest r = greedy_request(random_prompt(20, 13, model->config().vocab_size), 100000);
+  r.stop_at_eog = false;
+  r.timeout_seconds = 0.3;
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.submit(std::move(r), collector.callback(0));
+  ASSERT_TRUE(collector.wait(1));
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto events = collector.events(0);
+  EXPECT_EQ(events.back().finish, FinishReason::timeout);
+  EXPECT_STREQ(finish_reason_name(events.back().finish), "length");
+  EXPECT_LT(events.back().completion_tokens, 2027);  // ended long before the context was full
+  EXPECT_GE(elapsed, 0.3);
+  EXPECT_LT(elapsed, 20.0);
+  EXPECT_EQ(scheduler.stats().kv_blocks_used, 0);
+  EXPECT_EQ(scheduler.stats().timeouts, 1);
+}
+
+TEST(Scheduler, TimeoutEndsAQueuedRequest) {
+  const auto model = demo_model();
+  SchedulerOptions o;
+  o.n_ctx = 2048;
+  o.max_sequences = 1;
+  Scheduler scheduler(model, o);
+  Collector collector;
+  GenerationRequest first = greedy_request(random_prompt(20, 14, model->config().vocab_size), 100000);
+  first.stop_at_eog = false;
+  const uint64_t running = scheduler.submit(std::move(first), collector.callback(0));
+  GenerationRequest second = greedy_request(random_prompt(20, 15, model->config().vocab_size), 10);
+  second.timeout_seconds = 0.2;
+  scheduler.submit(std::move(second), collector.callback(1));
+  ASSERT_TRUE(collector.wait(1));
+  const auto events = collector.events(1);
+  ASSERT_EQ(events.size(), 1u);  // never admitted: one final event, no tokens
+  EXPECT_EQ(events.back().finish, FinishReason::timeout);
+  EXPECT_EQ(events.back().completion_tokens, 0);
+  EXPECT_TRUE(collector.events(0).empty() || collector.events(0).back().finish == FinishReason::none);
+  scheduler.cancel(running);
+  ASSERT_TRUE(collector.wait(2));
+  EXPECT_EQ(collector.events(0).back().finish, FinishReason::cancelled);
+  GenerationRequest bad = greedy_request({1, 2}, 1);
+  bad.timeout_seconds = -1.0;
+  EXPECT_THROW(scheduler.submit(std::move(bad), collector.callback(2)), Error);
+}
+
 TEST(Scheduler, CallbackReturningFalseStopsWithFinishStop) {
   const auto model = demo_model();
   Scheduler scheduler(model, SchedulerOptions{});
@@ -397,9 +447,20 @@ TEST(Scheduler, LogprobsAreLogSoftmaxOfSessionLogits) {
   };
 
   ASSERT_EQ(events.front().prompt_logprobs.size(), prompt.size() - 1);
+  ASSERT_EQ(events.front().prompt_top_logprobs.size(), prompt.size() - 1);
   for (size_t i = 0; i + 1 < prompt.size(); ++i) {
     EXPECT_EQ(events.front().prompt_logprobs[i].token, prompt[i + 1]);
     EXPECT_NEAR(events.front().prompt_logprobs[i].logprob, logprob(i, prompt[i + 1]), 1e-4) << i;
+    // The alternatives at each prompt position: the 5 best of that position's logits, best first.
+    const auto& top = events.front().prompt_top_logprobs[i];
+    ASSERT_EQ(top.size(), 5u);
+    const float* row = logits.data() + i * size_t(vocab);
+    const int32_t best = int32_t(std::max_element(row, row + vocab) - row);
+    EXPECT_EQ(top[0].token, best) << i;
+    for (size_t k = 0; k < 5; ++k) {
+      EXPECT_NEAR(top[k].logprob, logprob(i, top[k].token), 1e-4);
+      if (k > 0) EXPECT_LE(top[k].logprob, top[k - 1].logprob);
+    }
   }
   for (size_t g = 0; g < generated.size(); ++g) {
     const size_t pos = prompt.size() - 1 + g;

@@ -24,9 +24,6 @@ float log_sum_exp(const float* row, int64_t n) {
   return float(double(max_v) + std::log(sum));
 }
 
-namespace {
-
-// The k most likely tokens of the raw logits, most likely first.
 std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t k, float lse) {
   std::vector<TokenLogprob> top;
   if (k <= 0) return top;
@@ -48,13 +45,14 @@ std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t
   return top;
 }
 
-}  // namespace
-
 SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t vocab, int64_t n_ctx,
                           const Tokenizer* tokenizer, std::vector<float>& scratch, std::vector<uint8_t>& mask) {
   SampleOutcome out;
   GenerationEvent& ev = out.event;
-  if (!seq.first_event_sent) ev.prompt_logprobs = std::move(seq.prompt_logprobs);
+  if (!seq.first_event_sent) {
+    ev.prompt_logprobs = std::move(seq.prompt_logprobs);
+    ev.prompt_top_logprobs = std::move(seq.prompt_top_logprobs);
+  }
   if (seq.generated >= seq.request.max_tokens) {  // max_tokens == 0: the prompt only
     ev.finish = FinishReason::length;
     out.finished = true;

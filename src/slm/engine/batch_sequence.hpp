@@ -2,6 +2,7 @@
 // constraint, and the step that turns a row of logits into the next token and its event.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -28,6 +29,8 @@ struct SchedulerSequence {
   bool admitted_once = false;
   bool want_prompt_logprobs = false;  // still to be computed (first pass over the prompt only)
   std::vector<TokenLogprob> prompt_logprobs;
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool first_event_sent = false;
   FinishReason finish = FinishReason::none;
 
@@ -43,6 +46,9 @@ struct SampleOutcome {
 
 // log(sum(exp(row))) over n values.
 float log_sum_exp(const float* row, int64_t n);
+// The k most likely tokens of a row of raw logits as log-probabilities (lse: log_sum_exp of the
+// row), most likely first.
+std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t k, float lse);
 
 // Turns the logits of a sequence's last token into its next token: logprobs from the raw logits,
 // constraint mask, sampler, end conditions. scratch / mask are reusable buffers; tokenizer (may be

@@ -24,6 +24,7 @@ const char* finish_reason_name(FinishReason reason) {
     case FinishReason::eog: return "stop";  // OpenAI reports an end-of-generation token as "stop"
     case FinishReason::cancelled: return "cancelled";
     case FinishReason::error: return "error";
+    case FinishReason::timeout: return "length";  // the time budget ran out, as max_tokens would
   }
   return "error";
 }
@@ -97,6 +98,7 @@ struct Scheduler::Impl {
   void run();
   bool step();
   void take_cancels();
+  void take_timeouts();
   void admit();
   bool ensure_blocks(SchedulerSequence& seq, int64_t positions);
   void preempt(SchedulerSequence& victim);
@@ -112,7 +114,10 @@ struct Scheduler::Impl {
 
 // Sends one event; on the last one (or when the callback declines more) the sequence is finished.
 void Scheduler::Impl::deliver(SchedulerSequence& seq, GenerationEvent ev, bool last) {
-  if (!seq.first_event_sent && ev.prompt_logprobs.empty()) ev.prompt_logprobs = std::move(seq.prompt_logprobs);
+  if (!seq.first_event_sent && ev.prompt_logprobs.empty()) {
+    ev.prompt_logprobs = std::move(seq.prompt_logprobs);
+    ev.prompt_top_logprobs = std::move(seq.prompt_top_logprobs);
+  }
   seq.first_event_sent = true;
   if (last) {
     ev.prompt_tokens = seq.prompt_size;
@@ -168,6 +173,39 @@ void Scheduler::Impl::take_cancels() {
   }
 }
 
+// Ends every request, queued or running, whose time limit has passed.
+void Scheduler::Impl::take_timeouts() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<SchedulerSequence>> dropped;
+  {
+    std::lock_guard lock(mutex);
+    for (auto it = queue.begin(); it != queue.end();) {
+      if ((*it)->deadline <= now) {
+        dropped.push_back(std::move(*it));
+        it = queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  int64_t ended = 0;
+  for (auto& seq : dropped) {
+    release_blocks(*seq, cache);
+    end(*seq, FinishReason::timeout);
+    ++ended;
+  }
+  for (auto& seq : running) {
+    if (seq->finish == FinishReason::none && seq->deadline <= now) {
+      end(*seq, FinishReason::timeout);
+      ++ended;
+    }
+  }
+  if (ended > 0) {
+    std::lock_guard lock(mutex);
+    stats.timeouts += ended;
+  }
+}
+
 // Gives every finished running sequence's blocks back.
 void Scheduler::Impl::remove_finished() {
   for (auto& seq : running) {
@@ -214,7 +252,10 @@ void Scheduler::Impl::admit() {
 // tokens when admitted again (published blocks may still be cached then).
 void Scheduler::Impl::preempt(SchedulerSequence& victim) {
   release_blocks(victim, cache);
-  if (victim.want_prompt_logprobs) victim.prompt_logprobs.clear();
+  if (victim.want_prompt_logprobs) {
+    victim.prompt_logprobs.clear();
+    victim.prompt_top_logprobs.clear();
+  }
   auto it = std::find_if(running.begin(), running.end(), [&](const auto& s) { return s.get() == &victim; });
   std::unique_ptr<SchedulerSequence> seq = std::move(*it);
   running.erase(it);
@@ -297,7 +338,11 @@ void Scheduler::Impl::finish_batch() {
       const int64_t p = batch.positions[size_t(batch.outputs[out])];
       if (seq.want_prompt_logprobs && p < seq.prompt_size - 1) {
         const int32_t next = seq.tokens[size_t(p + 1)];
-        seq.prompt_logprobs.push_back({next, row[next] - log_sum_exp(row, vocab)});
+        const float lse = log_sum_exp(row, vocab);
+        seq.prompt_logprobs.push_back({next, row[next] - lse});
+        if (seq.request.top_logprobs > 0) {
+          seq.prompt_top_logprobs.push_back(top_tokens(row, vocab, seq.request.top_logprobs, lse));
+        }
       }
       if (batch.outputs[out] == end_row - 1 && seq.computed + bseq.n_rows == int64_t(seq.tokens.size())) {
         sample_row = row;
@@ -345,6 +390,7 @@ void Scheduler::Impl::finish_batch() {
 // One scheduling round; false when there was nothing to do.
 bool Scheduler::Impl::step() {
   take_cancels();
+  take_timeouts();
   remove_finished();
   const bool embedded = run_embeds();
   if (deferred_embeds.empty()) admit();  // an embedding waiting for blocks goes before new sequences
@@ -515,6 +561,10 @@ uint64_t Scheduler::submit(GenerationRequest request, GenerationCallback callbac
     fail(ErrorKind::invalid_argument, "expected top_logprobs in [0, 20], found {}", request.top_logprobs);
   }
   if (!callback) fail(ErrorKind::invalid_argument, "a request needs a callback");
+  if (!(request.timeout_seconds >= 0.0) || !std::isfinite(request.timeout_seconds)) {
+    fail(ErrorKind::invalid_argument, "expected a finite timeout_seconds >= 0, found {}", request.timeout_seconds);
+  }
+  const auto submitted = std::chrono::steady_clock::now();
   std::unique_lock lock(impl_->mutex);
   if (impl_->stopping) fail(ErrorKind::unsupported, "the scheduler is stopping");
   if (int64_t(impl_->queue.size()) >= m.options.max_queue) {
@@ -522,7 +572,13 @@ uint64_t Scheduler::submit(GenerationRequest request, GenerationCallback callbac
   }
   const uint64_t id = impl_->next_id++;
   lock.unlock();
+  const double timeout = request.timeout_seconds;
   auto seq = std::make_unique<SchedulerSequence>(id, std::move(request), std::move(callback));  // may throw (sampler)
+  if (timeout > 0.0) {
+    // Capped at a year so that the time point cannot overflow.
+    seq->deadline = submitted + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(std::min(timeout, 3.15e7)));
+  }
   lock.lock();
   impl_->queue.push_back(std::move(seq));
   impl_->stats.queued = int32_t(impl_->queue.size());

@@ -18,7 +18,8 @@
 
 namespace slm {
 
-enum class FinishReason { none, length, stop, eog, cancelled, error };
+// timeout: the request's time limit ran out (GenerationRequest::timeout_seconds).
+enum class FinishReason { none, length, stop, eog, cancelled, error, timeout };
 const char* finish_reason_name(FinishReason reason);  // OpenAI's words: "length", "stop", ...
 
 struct TokenLogprob {
@@ -31,7 +32,10 @@ struct GenerationRequest {
   SamplerOptions sampling;
   int64_t max_tokens = 256;             // generated tokens; the sequence also stops at n_ctx
   int32_t top_logprobs = 0;             // alternatives reported per generated token (0..20)
-  bool prompt_logprobs = false;         // report logprob of each prompt token given its prefix (echo)
+  bool prompt_logprobs = false;         // report logprob of each prompt token given its prefix (echo),
+                                        // with top_logprobs alternatives per prompt position too
+  double timeout_seconds = 0.0;         // > 0: counted from submit, queued or running; when it runs
+                                        // out the sequence ends with FinishReason::timeout, blocks freed
   bool stop_at_eog = true;              // end at the tokenizer's end-of-generation tokens
   std::shared_ptr<TokenConstraint> constraint;  // optional; masks the vocabulary each step
 };
@@ -44,6 +48,8 @@ struct GenerationEvent {
   float logprob = 0.0f;
   std::vector<TokenLogprob> top_logprobs;
   std::vector<TokenLogprob> prompt_logprobs;  // first event only, when asked: [prompt.size()-1]
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;  // with prompt_logprobs: top_logprobs
+                                                               // alternatives per prompt position
   FinishReason finish = FinishReason::none;
   std::string error;                    // finish == error
   int64_t prompt_tokens = 0;            // on the last event: usage
@@ -80,6 +86,7 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0;            // cumulative
   int64_t generated_tokens = 0;         // cumulative
   int64_t preemptions = 0;              // cumulative: sequences sent back to recompute when blocks ran out
+  int64_t timeouts = 0;                 // cumulative: requests ended by their time limit
 };
 
 class Scheduler {
