@@ -25,6 +25,13 @@ ServerProcess& client_server() {
   return server;
 }
 
+// The demo model with a chat template that opens <think> (reasoning.mjs).
+ServerProcess& thinking_server() {
+  static ServerProcess server({demo_model(), "--ctx", "512", "--parallel", "2", "--name", "demo", "--chat-template",
+                               (fs::path(SLM_SOURCE_DIR) / "tests" / "server" / "client" / "think_template.jinja").string()});
+  return server;
+}
+
 struct ScriptRun {
   int code = -1;
   std::string output;
@@ -33,7 +40,7 @@ struct ScriptRun {
 ScriptRun run_script(const std::string& name) {
   const fs::path script = fs::path(SLM_SOURCE_DIR) / "tests" / "server" / "client" / name;
   const std::string cmd = "SLM_OPENAI_DIR='" + openai_dir().string() + "' node '" + script.string() + "' " +
-                          client_server().url() + " demo 2>&1";
+                          (name == "reasoning.mjs" ? thinking_server() : client_server()).url() + " demo 2>&1";
   ScriptRun r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -65,7 +72,7 @@ TEST_P(OpenAIClient, ScriptPasses) {
 
 INSTANTIATE_TEST_SUITE_P(Scripts, OpenAIClient,
                          ::testing::Values("chat.mjs", "completions.mjs", "embeddings.mjs", "errors.mjs", "disconnect.mjs",
-                                           "json_schema.mjs"),
+                                           "json_schema.mjs", "tools.mjs", "reasoning.mjs"),
                          [](const auto& info) {
                            std::string name = info.param.substr(0, info.param.find('.'));
                            return name;

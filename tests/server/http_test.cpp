@@ -328,3 +328,48 @@ TEST(HttpCli, MissingConfigFileAndBadFlagsFail) {
   const std::string bad = std::string(SLM_EXE) + " serve " + demo_model() + " --parallel 0 --port 0 >/dev/null 2>&1";
   EXPECT_EQ(WEXITSTATUS(std::system(bad.c_str())), 2);
 }
+
+// A request's time limit ends it with what was generated and finish_reason "length" (streamed or
+// not); the server's --request-timeout is the default and the most a request may ask for.
+TEST(HttpTimeouts, RequestTimeoutEndsGenerationWithLength) {
+  ServerProcess s({demo_model(), "--ctx", "2048", "--parallel", "2", "--request-timeout", "30", "--name", "demo"});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = http(s.port(), "POST", "/v1/completions",
+                json{{"prompt", "Call me"}, {"max_tokens", 2000}, {"ignore_eos", true}, {"timeout", 0.4}}.dump());
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  EXPECT_LT(body["usage"]["completion_tokens"].get<int64_t>(), 2000);
+  EXPECT_EQ(body["choices"][0]["text"].is_string(), true);
+  EXPECT_GE(elapsed, 0.4);
+  EXPECT_LT(elapsed, 25.0);
+
+  auto streamed = http(s.port(), "POST", "/v1/chat/completions",
+                       chat_body({{"max_tokens", 2000}, {"ignore_eos", true}, {"timeout", 0.3}, {"stream", true}}));
+  ASSERT_EQ(streamed.status, 200);
+  const auto events = sse_events(streamed.body);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
+
+  const std::string m = http(s.port(), "GET", "/metrics").body;
+  EXPECT_EQ(metric(m, "slm_request_timeouts_total"), 2.0);
+  EXPECT_EQ(metric(m, "slm_kv_blocks_used"), 0.0);
+  auto bad = http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"timeout", 0}}.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(error_of(bad)["param"], "timeout");
+  EXPECT_EQ(http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"timeout", "1"}}.dump()).status, 400);
+}
+
+TEST(HttpTimeouts, ServerDefaultAppliesToEveryRequest) {
+  ServerProcess s({demo_model(), "--ctx", "2048", "--parallel", "1", "--request-timeout", "0.4"});
+  // A request asking for longer still gets the server's limit.
+  auto r = http(s.port(), "POST", "/v1/completions",
+                json{{"prompt", "Call me"}, {"max_tokens", 2000}, {"ignore_eos", true}, {"timeout", 100}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  EXPECT_LT(body["usage"]["completion_tokens"].get<int64_t>(), 2000);
+  EXPECT_EQ(metric(http(s.port(), "GET", "/metrics").body, "slm_request_timeouts_total"), 1.0);
+}

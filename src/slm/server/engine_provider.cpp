@@ -113,6 +113,9 @@ EngineProvider::EngineProvider(std::vector<LocalModel> models, ConstraintFactory
     const std::string source = m.chat_template.empty() ? e.tokenizer->data().chat_template : m.chat_template;
     if (!source.empty()) e.chat_template = ChatTemplate::parse(source);
     e.thinking = source.find("<think>") != std::string::npos || e.tokenizer->token_id("<think>") >= 0;
+    e.tool_format = tool_call_format(source, *e.tokenizer);
+    if (!(m.request_timeout >= 0.0)) fail(ErrorKind::invalid_argument, "expected a request timeout >= 0, found {}", m.request_timeout);
+    e.request_timeout = m.request_timeout;
     e.created = unix_now();
     e.n_ctx = m.scheduler->options().n_ctx;
     models_.push_back(std::move(e));
@@ -217,21 +220,49 @@ std::vector<int32_t> EngineProvider::encode_prompt(const Entry& entry, const Pro
   return entry.tokenizer->encode(input.text, true, true);
 }
 
-void EngineProvider::start(Entry& entry, const GenerationParams& params, JobOptions options, std::vector<ChoiceSpec> specs,
-                           std::shared_ptr<ResponseSink> sink) {
-  std::shared_ptr<TokenConstraint> constraint;
-  if (params.response_format.kind != ResponseFormatKind::text) {
-    if (!constraints_) {
-      throw_invalid("response_format",
-                    "'response_format' json_object and json_schema need constrained decoding, which this build does not have",
-                    "unsupported");
-    }
+std::shared_ptr<TokenConstraint> EngineProvider::format_constraint(const Entry& entry, const GenerationParams& params) const {
+  if (params.response_format.kind == ResponseFormatKind::text) return nullptr;
+  if (!constraints_) {
+    throw_invalid("response_format",
+                  "'response_format' json_object and json_schema need constrained decoding, which this build does not have",
+                  "unsupported");
+  }
+  try {
+    return constraints_(params.response_format, entry.scheduler->model());
+  } catch (const slm::Error& e) {
+    throw_invalid("response_format", fmt::format("'response_format': {}", e.what()), "invalid_schema");
+  }
+}
+
+std::shared_ptr<TokenConstraint> EngineProvider::chat_constraint(const Entry& entry, const ChatRequest& r,
+                                                                 const ChatPrompt& prompt) const {
+  const int64_t budget = r.thinking_budget.value_or(-1);
+  if (!r.tools.is_null() && (r.tool_choice == ToolChoice::required || r.tool_choice == ToolChoice::named)) {
+    ToolConstraintOptions o;
+    o.format = entry.tool_format;
+    o.only_tool = r.tool_choice == ToolChoice::named ? r.tool_choice_name : "";
+    o.parallel = r.parallel_tool_calls;
+    o.start_in_reasoning = prompt.start_in_reasoning;
+    o.thinking_budget = budget;
     try {
-      constraint = constraints_(params.response_format, entry.scheduler->model());
+      return tool_call_constraint(r.tools, *entry.tokenizer, o);
     } catch (const slm::Error& e) {
-      throw_invalid("response_format", fmt::format("'response_format': {}", e.what()), "invalid_schema");
+      throw_invalid("tools", fmt::format("'tools': the parameters cannot be enforced: {}", e.what()), "invalid_schema");
     }
   }
+  std::shared_ptr<TokenConstraint> format = format_constraint(entry, r);
+  // A thinking model whose prompt opened <think>: the reasoning comes first, then the constrained
+  // answer (or, with only a budget, free text).
+  if (prompt.start_in_reasoning && (format || budget >= 0)) return reasoning_constraint(*entry.tokenizer, budget, format);
+  return format;
+}
+
+void EngineProvider::start(Entry& entry, const GenerationParams& params, JobOptions options, std::vector<ChoiceSpec> specs,
+                           std::shared_ptr<ResponseSink> sink, std::shared_ptr<TokenConstraint> constraint) {
+  if (!constraint) constraint = format_constraint(entry, params);
+  // The server's limit, shortened by the request's own.
+  double timeout = entry.request_timeout;
+  if (params.timeout) timeout = timeout > 0.0 ? std::min(timeout, *params.timeout) : *params.timeout;
   options.id = random_id(options.chat ? "chatcmpl-" : "cmpl-");
   options.model = entry.id;
   options.created = unix_now();
@@ -247,6 +278,7 @@ void EngineProvider::start(Entry& entry, const GenerationParams& params, JobOpti
     r.top_logprobs = options.logprobs ? options.top_logprobs : 0;
     r.prompt_logprobs = options.echo && options.logprobs;
     r.stop_at_eog = !params.ignore_eos;
+    r.timeout_seconds = timeout;
     if (constraint) r.constraint = i == 0 ? constraint : std::shared_ptr<TokenConstraint>(constraint->clone_initial());
     requests.push_back(std::move(r));
   }
@@ -294,7 +326,8 @@ void EngineProvider::chat_completions(const json& request, const RequestInfo& in
   options.parse_tools = !r.tools.is_null() && r.tool_choice != ToolChoice::none;
   options.stop = r.stop;
   std::vector<ChoiceSpec> specs(size_t(r.n), ChoiceSpec{prompt.tokens, "", prompt.start_in_reasoning});
-  start(entry, r, std::move(options), std::move(specs), std::move(sink));
+  std::shared_ptr<TokenConstraint> constraint = chat_constraint(entry, r, prompt);
+  start(entry, r, std::move(options), std::move(specs), std::move(sink), std::move(constraint));
 }
 
 void EngineProvider::completions(const json& request, const RequestInfo& info, std::shared_ptr<ResponseSink> sink) {
@@ -430,6 +463,8 @@ std::string EngineProvider::metrics_text() {
       {"slm_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV came from the prefix cache",
        [](const SchedulerStats& s) { return double(s.prefix_cache_hit_tokens); }},
       {"slm_forward_steps_total", "counter", "Forwards run", [](const SchedulerStats& s) { return double(s.steps); }},
+      {"slm_request_timeouts_total", "counter", "Sequences ended by their request's time limit",
+       [](const SchedulerStats& s) { return double(s.timeouts); }},
       {"slm_prompt_tokens_total", "counter", "Prompt tokens processed", [](const SchedulerStats& s) { return double(s.prompt_tokens); }},
       {"slm_generated_tokens_total", "counter", "Tokens generated", [](const SchedulerStats& s) { return double(s.generated_tokens); }},
   };

@@ -18,6 +18,7 @@
 #include "slm/server/generation_job.hpp"
 #include "slm/server/openai_request.hpp"
 #include "slm/server/provider.hpp"
+#include "slm/server/tool_constraint.hpp"
 #include "slm/tokenizer/chat_template.hpp"
 
 namespace slm::server {
@@ -31,6 +32,7 @@ struct LocalModel {
   std::string id;                       // the name clients use in "model"
   std::shared_ptr<Scheduler> scheduler;
   std::string chat_template;            // "" : the tokenizer's own
+  double request_timeout = 0.0;         // seconds a request may take (queued and generating); 0: no limit
 };
 
 class EngineProvider : public Provider {
@@ -63,6 +65,8 @@ class EngineProvider : public Provider {
     std::shared_ptr<Scheduler> scheduler;
     std::optional<ChatTemplate> chat_template;
     bool thinking = false;     // the model knows <think>...</think>
+    ToolCallFormat tool_format = ToolCallFormat::hermes;
+    double request_timeout = 0.0;
     int64_t created = 0;
     const Tokenizer* tokenizer = nullptr;
     int64_t n_ctx = 0;
@@ -72,8 +76,14 @@ class EngineProvider : public Provider {
   ChatPrompt render_chat(const Entry& entry, const ChatRequest& request) const;
   std::vector<int32_t> encode_prompt(const Entry& entry, const PromptInput& input, const char* param) const;
   void check_length(const Entry& entry, size_t n_tokens, const char* param) const;
+  // response_format's constraint, or null for text.
+  std::shared_ptr<TokenConstraint> format_constraint(const Entry& entry, const GenerationParams& params) const;
+  // The constraint of a chat request: tool_choice, thinking_budget and response_format together.
+  std::shared_ptr<TokenConstraint> chat_constraint(const Entry& entry, const ChatRequest& request,
+                                                   const ChatPrompt& prompt) const;
+  // `constraint` null: response_format's.
   void start(Entry& entry, const GenerationParams& params, JobOptions options, std::vector<ChoiceSpec> specs,
-             std::shared_ptr<ResponseSink> sink);
+             std::shared_ptr<ResponseSink> sink, std::shared_ptr<TokenConstraint> constraint = nullptr);
   void post(std::function<void()> work);
 
   std::vector<Entry> models_;

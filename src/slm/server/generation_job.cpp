@@ -114,7 +114,8 @@ json GenerationJob::usage() const {
           {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
-void GenerationJob::echo_prompt(Choice& c, size_t index, const std::vector<TokenLogprob>& prompt_logprobs) {
+void GenerationJob::echo_prompt(Choice& c, size_t index, const std::vector<TokenLogprob>& prompt_logprobs,
+                                const std::vector<std::vector<TokenLogprob>>& prompt_top) {
   if (c.echo_sent) return;
   c.echo_sent = true;
   if (!options_.echo) return;
@@ -125,7 +126,13 @@ void GenerationJob::echo_prompt(Choice& c, size_t index, const std::vector<Token
       json lp = nullptr, top = nullptr;
       if (k > 0 && k - 1 < prompt_logprobs.size()) {
         lp = prompt_logprobs[k - 1].logprob;
-        top = json::object({{token_text(tokenizer_, c.spec.prompt[k]), prompt_logprobs[k - 1].logprob}});
+        // As OpenAI's legacy completions did: the position's most likely tokens, and the prompt's
+        // own token among them even when it is not one of those.
+        top = json::object();
+        if (k - 1 < prompt_top.size()) {
+          for (const auto& t : prompt_top[k - 1]) top[token_text(tokenizer_, t.token)] = t.logprob;
+        }
+        top[token_text(tokenizer_, c.spec.prompt[k])] = prompt_logprobs[k - 1].logprob;
       }
       append_legacy(record, c.spec.prompt[k], lp, top, offset);
       append_legacy(c.logprobs, c.spec.prompt[k], lp, top, c.text_offset);
@@ -190,7 +197,7 @@ bool GenerationJob::on_event(size_t i, const GenerationEvent& event) {
   if (failed_ || c.done) return false;
   const auto now = std::chrono::steady_clock::now();
   try {
-    echo_prompt(c, i, event.prompt_logprobs);
+    echo_prompt(c, i, event.prompt_logprobs, event.prompt_top_logprobs);
     if (event.token >= 0) {
       const double since = std::chrono::duration<double>(now - (c.got_token ? c.last_token : start_)).count();
       (c.got_token ? metrics_.inter_token_latency : metrics_.time_to_first_token).observe(since);
@@ -224,7 +231,8 @@ bool GenerationJob::on_event(size_t i, const GenerationEvent& event) {
     c.cached_tokens = event.cached_prompt_tokens;
     c.completion_tokens = event.completion_tokens;
     route_text(c, i, c.decoder->flush(), nullptr, true);
-    c.finish_reason = event.finish == FinishReason::length ? "length" : "stop";
+    // A request's time limit ends it as max_tokens would: what was generated, finish "length".
+    c.finish_reason = event.finish == FinishReason::length || event.finish == FinishReason::timeout ? "length" : "stop";
     if (!c.calls.empty()) c.finish_reason = "tool_calls";
     if (options_.stream) {
       if (options_.chat && !c.calls.empty()) {

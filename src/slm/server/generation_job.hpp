@@ -95,7 +95,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   nlohmann::json logprob_entry(int32_t token, float logprob, const std::vector<TokenLogprob>& top) const;
   nlohmann::json usage() const;
   void finish_all();
-  void echo_prompt(Choice& c, size_t index, const std::vector<TokenLogprob>& prompt_logprobs);
+  void echo_prompt(Choice& c, size_t index, const std::vector<TokenLogprob>& prompt_logprobs,
+                   const std::vector<std::vector<TokenLogprob>>& prompt_top);
   std::string decode(Choice& c, int32_t token);
   void append_legacy(nlohmann::json& record, int32_t token, const nlohmann::json& logprob, const nlohmann::json& top,
                      int64_t& offset) const;

@@ -173,6 +173,11 @@ void parse_generation_params(const json& request, GenerationParams& p, bool chat
   }
   p.response_format = parse_response_format(request, ordered);
   p.user = get_string(request, "user");
+  // Positive: a zero-second budget is no answer at all. Capped at a year.
+  if (auto t = get_number(request, "timeout", 0.0, 3.15e7)) {
+    if (*t <= 0.0) throw_invalid("timeout", fmt::format("'timeout': expected a positive number of seconds, found {}", *t));
+    p.timeout = t;
+  }
   if (const json* lb = field(request, "logit_bias")) {
     if (!lb->is_object()) wrong_type("logit_bias", "an object", *lb);
     if (!lb->empty()) throw_invalid("logit_bias", "'logit_bias' is not supported", "unsupported");
@@ -380,6 +385,7 @@ ChatRequest parse_chat_request(const nlohmann::json& request, const nlohmann::or
       r.enable_thinking = et->get<bool>();
     }
   }
+  r.thinking_budget = get_int(request, "thinking_budget", 0, std::numeric_limits<int32_t>::max());
   if (const json* re = field(request, "reasoning_effort")) {
     if (!re->is_string()) wrong_type("reasoning_effort", "a string", *re);
     const std::string s = re->get<std::string>();

@@ -44,6 +44,7 @@ struct GenerationParams {
   bool include_usage = false;           // stream_options.include_usage
   ResponseFormat response_format;
   std::string user;
+  std::optional<double> timeout;        // extension: seconds the request may take (shortens the server's)
 };
 
 // One element of "content" or "messages": the conversation as the chat template gets it (content
@@ -55,6 +56,7 @@ struct ChatRequest : GenerationParams {
   std::string tool_choice_name;         // ToolChoice::named
   bool parallel_tool_calls = true;
   std::optional<bool> enable_thinking;  // chat_template_kwargs.enable_thinking or reasoning_effort
+  std::optional<int64_t> thinking_budget;  // extension: at most this many reasoning tokens, then </think>
   bool add_generation_prompt = true;
 };
 

@@ -35,4 +35,23 @@ const last = s.logprobs.token_logprobs.at(-1);
 check(s.logprobs.tokens.at(-1) === l.tokens[0], `last echoed token '${s.logprobs.tokens.at(-1)}' vs '${l.tokens[0]}'`);
 check(Math.abs(last - l.token_logprobs[0]) < 1e-3, `scored ${last} vs generated ${l.token_logprobs[0]}`);
 check(scored.usage.completion_tokens === 0, 'nothing generated');
+
+// Echo with 3 alternatives: every prompt position but the first lists the 3 most likely tokens
+// there, plus the prompt's own token when it is not among them, with the logprob it was given.
+const alt = await client.completions.create({ model, prompt: prompt + first, max_tokens: 0, echo: true, logprobs: 3 });
+const a = alt.choices[0].logprobs;
+check(a.top_logprobs[0] === null, 'no alternatives for the first prompt token');
+for (let k = 1; k < a.tokens.length; ++k) {
+  const top = a.top_logprobs[k];
+  const n = Object.keys(top).length;
+  check(n === 3 || n === 4, `position ${k}: ${n} alternatives ${JSON.stringify(top)}`);
+  check(Math.abs(top[a.tokens[k]] - a.token_logprobs[k]) < 1e-6, `position ${k}: own token ${JSON.stringify(top)}`);
+  const best = Math.max(...Object.values(top));
+  check(best >= a.token_logprobs[k], `position ${k}: best ${best} below the prompt token's ${a.token_logprobs[k]}`);
+  check(Object.values(top).every((x) => x <= 0), `position ${k}: logprobs <= 0`);
+}
+// The last echoed token is the greedy continuation: the most likely there.
+const lastTop = a.top_logprobs.at(-1);
+check(Math.abs(Math.max(...Object.values(lastTop)) - a.token_logprobs.at(-1)) < 1e-6, `greedy token is the best: ${JSON.stringify(lastTop)}`);
+check(Object.keys(lastTop).length === 3, 'the greedy token is one of the 3');
 console.log('ok');
