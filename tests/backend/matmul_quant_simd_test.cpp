@@ -142,6 +142,37 @@ TEST_P(QuantSimd, PathsAgree) {
   }
 }
 
+// One token (the generation kernel on the packed blocks) against the same token inside a batch of
+// five (the decode-and-multiply kernel): the same rounded activations and integer sums, so the two
+// agree to f32 rounding. Many rows, so threads take several chunks of tiles and prefetch ahead; an
+// odd number of 32-element units leaves a single unit after the pairs.
+TEST_P(QuantSimd, OneTokenAgreesWithBatchedToken) {
+  const DType type = GetParam();
+  const auto paths = integer_paths(type);
+  if (paths.empty()) GTEST_SKIP() << "no integer kernel for this type on this machine";
+  std::mt19937 rng(41);
+  const bool super = dtype_traits(type).block_size == 256;
+  const int64_t n_out = 517, n_in = super ? 768 : 608, n_tokens = 5;
+  const auto wf = random_values(size_t(n_out * n_in), rng, 0.1f);
+  const size_t row_bytes = quantized_row_bytes(type, n_in);
+  std::vector<uint8_t> w(size_t(n_out) * row_bytes);
+  for (int64_t o = 0; o < n_out; ++o) quantize_row(type, wf.data() + o * n_in, w.data() + size_t(o) * row_bytes, n_in);
+  const auto x = random_values(size_t(n_tokens * n_in), rng, 1.0f);
+  for (const QuantPath path : paths) {
+    std::vector<float> batch(size_t(n_out * n_tokens), std::nanf("")), one(size_t(n_out), std::nanf(""));
+    matmul_quant_path(path, type, w.data(), n_out, n_in, x.data(), n_tokens, batch.data());
+    for (int64_t t = 0; t < n_tokens; t += 2) {
+      matmul_quant_path(path, type, w.data(), n_out, n_in, x.data() + t * n_in, 1, one.data());
+      for (int64_t o = 0; o < n_out; ++o) {
+        const float expected = batch[size_t(t * n_out + o)];
+        ASSERT_TRUE(std::isfinite(one[size_t(o)])) << quant_path_name(path) << " row " << o;
+        ASSERT_NEAR(one[size_t(o)], expected, 2e-5f * (1.0f + std::fabs(expected)))
+            << dtype_name(type) << " " << quant_path_name(path) << " token " << t << " row " << o;
+      }
+    }
+  }
+}
+
 TEST(QuantSimdPaths, UnsupportedRequestsThrow) {
   const int64_t n_in = 256;
   std::vector<uint8_t> w(quantized_row_bytes(DType::Q8_K, n_in), 1);

@@ -639,6 +639,14 @@ void group_activations(const Acts& a, int64_t n_tokens, int8_t* q, float* d, flo
   }
 }
 
+}  // namespace
+}  // namespace slm::cpu::kernels
+
+#include "slm/backend/cpu/matmul_quant_gemv.hpp"
+
+namespace slm::cpu::kernels {
+namespace {
+
 template <int C, typename F>
 void run_streaming(const uint8_t* w, size_t row_bytes, int64_t first, int64_t count, int64_t n_out, int8_t* pq,
                    float* psc, const Acts& a, float* y) {
@@ -725,6 +733,23 @@ void matmul_quant_impl(DType w_type, const uint8_t* w, int64_t n_out, int64_t n_
     quantize_activations(x + t * n_in, n_in, q + t * n_in, d + t * n_units, s + 3 * t * n_units);
   }
   const Acts a{q, d, s, n_in, n_units};
+  if (n_tokens == 1) {  // generation: products on the packed blocks (matmul_quant_gemv.hpp)
+    switch (w_type) {
+      case DType::Q8_0: return gemv<GQ8_0>(w, n_out, n_in, a, y);
+      case DType::Q4_0: return gemv<GQ4_0>(w, n_out, n_in, a, y);
+      case DType::Q4_1: return gemv<GQ4_1>(w, n_out, n_in, a, y);
+      case DType::Q5_0: return gemv<GQ5_0>(w, n_out, n_in, a, y);
+      case DType::Q5_1: return gemv<GQ5_1>(w, n_out, n_in, a, y);
+      case DType::IQ4_NL: return gemv<GIQ4_NL>(w, n_out, n_in, a, y);
+      case DType::Q2_K: return gemv<GQ2_K>(w, n_out, n_in, a, y);
+      case DType::Q3_K: return gemv<GQ3_K>(w, n_out, n_in, a, y);
+      case DType::Q4_K: return gemv<GQ4_K>(w, n_out, n_in, a, y);
+      case DType::Q5_K: return gemv<GQ5_K>(w, n_out, n_in, a, y);
+      case DType::Q6_K: return gemv<GQ6_K>(w, n_out, n_in, a, y);
+      case DType::IQ4_XS: return gemv<GIQ4_XS>(w, n_out, n_in, a, y);
+      default: return;
+    }
+  }
   GroupedActs ga{nullptr, nullptr, nullptr, n_units};
   thread_local std::vector<int8_t> gq;
   thread_local std::vector<float> gf;
