@@ -6,7 +6,7 @@ packages=(
   libpcre2-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcurl4-openssl-dev libssl-dev
-  libboost-dev libboost-system-dev libyaml-cpp-dev libsqlite3-dev
+  libboost-dev libboost-system-dev libyaml-cpp-dev libsqlite3-dev zlib1g-dev
   tmux curl
 )
 missing=()

@@ -130,3 +130,52 @@ TEST(EvalCli, ThroughTheServer) {
   const json gen = eval_report("gsm8k", "gsm8k.jsonl", "--endpoint " + url + " --completions --limit 2 --shots 1 --max-tokens 8");
   expect_metric(gen.at("results"), "gsm8k", "exact_match", "flexible-extract");
 }
+
+TEST(EvalCli, ResumedRunReusesTheCacheAndEndsTheSame) {
+  const fs::path cache = fs::temp_directory_path() / ("slm_eval_cli_cache_" + std::to_string(::getpid()) + ".sqlite");
+  fs::remove(cache);
+  const std::string common = "--task custom --data " + data("custom.jsonl") + " --max-tokens 6";
+  const json fresh = eval_report("custom", "custom.jsonl", "--max-tokens 6");
+  // Interrupted after two items (--limit), then the whole file.
+  const CliRun partial = run(common + " --limit 2 --cache " + cache.string());
+  ASSERT_EQ(partial.rc, 0) << partial.out;
+  EXPECT_NE(partial.out.find("reused 0 of 2 results"), std::string::npos) << partial.out;
+  const CliRun resumed = run(common + " --cache " + cache.string());
+  ASSERT_EQ(resumed.rc, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("reused 2 of 5 results"), std::string::npos) << resumed.out;
+  const json report = eval_report("custom", "custom.jsonl", "--max-tokens 6 --cache " + cache.string());
+  EXPECT_EQ(report.at("cache").at("reused"), 5);
+  EXPECT_EQ(report.at("results"), fresh.at("results"));
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(report.at("samples")[i].at("resps"), fresh.at("samples")[i].at("resps"));
+  fs::remove(cache);
+}
+
+TEST(EvalCli, PassAtKAndJudgeOnTheDemoModel) {
+  const json he = eval_report("humaneval", "humaneval.jsonl", "--limit 1 --samples 2 --pass-k 1,2 --max-tokens 8 --timeout 5");
+  expect_metric(he.at("results"), "humaneval", "pass@1", "create_test");
+  expect_metric(he.at("results"), "humaneval", "pass@2", "create_test");
+  EXPECT_EQ(he.at("samples")[0].at("resps").size(), 2u);
+  EXPECT_EQ(he.at("configs").at("humaneval").at("generation_kwargs").at("temperature"), 0.8);
+  // The demo model grades its own answers; whatever it says, every grade is parsed or counted.
+  const fs::path file = fs::temp_directory_path() / ("slm_eval_judge_" + std::to_string(::getpid()) + ".jsonl");
+  std::ofstream(file) << R"({"input": "Capital of France?", "expected": "Paris", "metric": "judge"})" "\n"
+                      << R"({"input": "Say hi", "expected": "hi", "metric": {"type": "judge", "scale": [0, 10]}})" "\n";
+  const fs::path out = fs::temp_directory_path() / ("slm_eval_judge_" + std::to_string(::getpid()) + ".json");
+  const CliRun r = run("--task custom --data " + file.string() + " --max-tokens 6 --judge-model " + std::string(SLM_SOURCE_DIR) +
+                       "/models/demo/demo-q8_0.gguf --judge-samples 2 -o " +
+                       out.string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  std::ifstream in(out);
+  const json report = json::parse(in);
+  expect_metric(report.at("results"), "custom", "judge", "none");
+  expect_metric(report.at("results"), "custom", "judge_agreement", "none");
+  const json& judge = report.at("configs").at("custom").at("judge");
+  EXPECT_EQ(judge.at("samples"), 2);
+  EXPECT_LE(judge.at("unparsed").get<int64_t>(), 2);
+  for (const auto& s : report.at("samples")) EXPECT_EQ(s.at("judge_answers").size(), 2u);
+  const CliRun no_judge = run("--task custom --data " + file.string() + " --max-tokens 4");
+  EXPECT_NE(no_judge.rc, 0);
+  EXPECT_NE(no_judge.out.find("judge"), std::string::npos) << no_judge.out;
+  fs::remove(file);
+  fs::remove(out);
+}

@@ -614,6 +614,7 @@ class RoutingRecorder final : public Backend {
       json& r = routing_;
       r["requests"] = r.value("requests", int64_t(0)) + 1;
       const std::string tier = g.info.value("tier", std::string("?"));
+      if (!r.contains("tiers")) r["tiers"] = json::object();
       r["tiers"][tier] = r["tiers"].value(tier, int64_t(0)) + 1;
       r["cost_usd"] = r.value("cost_usd", 0.0) + g.info.value("cost_usd", 0.0);
       r["input_tokens"] = r.value("input_tokens", int64_t(0)) + g.info.value("input_tokens", int64_t(0));

@@ -1,0 +1,159 @@
+// Evaluation through the tier router: configuration overrides, and `slm eval --router` end to end on
+// the demo model's two-tier configuration with a sweep of the length rule's threshold: tier shares,
+// costs, the table, and the JSON, SVG, PNG and HTML reports.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "slm/eval/router_eval.hpp"
+#include "slm/util/error.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace slm::eval;
+
+namespace {
+
+std::string demo_router() { return (fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "router.yaml").string(); }
+
+struct CliRun {
+  int rc = -1;
+  std::string out;
+};
+
+CliRun run(const std::string& args) {
+  const std::string cmd = std::string(SLM_EXE) + " eval -q " + args + " 2>&1";
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const json& point(const json& summary, const std::string& label) {
+  for (const auto& p : summary.at("points")) {
+    if (p.at("label") == label) return p;
+  }
+  static const json none;
+  ADD_FAILURE() << "no point " << label << " in " << summary.dump();
+  return none;
+}
+
+double share(const json& p, const std::string& tier) {
+  const json& s = p.at("routing").at("tier_share");
+  return s.contains(tier) ? s.at(tier).get<double>() : 0.0;
+}
+
+}  // namespace
+
+TEST(RouterEval, OverridesChangeTheConfiguration) {
+  std::string yaml;
+  const auto base = load_router_config(demo_router(), {});
+  ASSERT_EQ(base.policies.at("by_length").rules.at(0).when.min_prompt_tokens.value(), 32);
+  const auto changed = load_router_config(demo_router(), {{"policies.by_length.rules.0.when.min_prompt_tokens", "7"},
+                                                          {"tiers.1.price_per_million.output", "0.5"}}, &yaml);
+  EXPECT_EQ(changed.policies.at("by_length").rules.at(0).when.min_prompt_tokens.value(), 7);
+  EXPECT_DOUBLE_EQ(changed.tiers.at(1).price_output, 0.5);
+  EXPECT_NE(yaml.find("min_prompt_tokens: 7"), std::string::npos) << yaml;
+  // In-process model paths still resolve against the configuration's folder.
+  EXPECT_TRUE(fs::exists(changed.tiers.at(0).deployments.at(0).model_path)) << changed.tiers.at(0).deployments.at(0).model_path;
+  EXPECT_THROW(load_router_config(demo_router(), {{"policies.nope.threshold", "1"}}), slm::Error);
+  EXPECT_THROW(load_router_config(demo_router(), {{"tiers.9.name", "x"}}), slm::Error);
+  EXPECT_THROW(load_router_config(demo_router(), {{"policies.by_length.rules.0.tier", "medium"}}), slm::Error);  // validated
+
+  RouterEvalOptions o;
+  o.sweeps = {"policies.by_length.rules.0.when.min_prompt_tokens=1,256"};
+  const auto points = sweep_points(o, base);
+  ASSERT_EQ(points.size(), 5u);  // auto, two sweep values, two tiers
+  EXPECT_EQ(points[0].route, "auto");
+  EXPECT_EQ(points[1].label, "min_prompt_tokens=1");
+  EXPECT_EQ(points[2].overrides.at(0).second, "256");
+  EXPECT_EQ(points[3].route, "small");
+  EXPECT_EQ(points[4].route, "workhorse");
+  o.sweeps = {"no-equals-sign"};
+  EXPECT_THROW(sweep_points(o, base), slm::Error);
+}
+
+TEST(RouterEval, SweepOnTheDemoRouterEndToEnd) {
+  const fs::path dir = fs::temp_directory_path() / ("slm_router_eval_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string data = std::string(SLM_TEST_DATA) + "/eval/router_custom.jsonl";
+  const std::string args = "--task custom --data " + data + " --router " + demo_router() +
+                           " --sweep policies.by_length.rules.0.when.min_prompt_tokens=1,256 --max-tokens 3 -C 3"
+                           " --cache " + (dir / "cache.sqlite").string() + " --report-dir " + (dir / "report").string();
+  const CliRun r = run(args);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  // The table names every configuration.
+  for (const char* label : {"route auto", "min_prompt_tokens=1", "min_prompt_tokens=256", "tier small", "tier workhorse"}) {
+    EXPECT_NE(r.out.find(label), std::string::npos) << r.out;
+  }
+  const json summary = json::parse(slurp(dir / "report" / "router_eval.json"));
+  ASSERT_EQ(summary.at("points").size(), 5u);
+  EXPECT_EQ(summary.at("quality_metric"), "score,none");
+  for (const auto& p : summary.at("points")) {
+    EXPECT_EQ(p.at("routing").at("requests"), 6) << p.dump();
+    double total = 0;
+    for (const auto& [tier, s] : p.at("routing").at("tier_share").items()) total += s.get<double>();
+    EXPECT_NEAR(total, 1.0, 1e-12);
+    EXPECT_GE(p.at("quality").get<double>(), 0.0);
+    EXPECT_LE(p.at("quality").get<double>(), 1.0);
+    EXPECT_GT(p.at("routing").at("cost_usd").get<double>(), 0.0);
+  }
+  // Each tier alone; a threshold of 1 sends everything to the workhorse, 256 nothing; as configured
+  // (32) the two long prompts go there.
+  EXPECT_DOUBLE_EQ(share(point(summary, "tier small"), "small"), 1.0);
+  EXPECT_DOUBLE_EQ(share(point(summary, "tier workhorse"), "workhorse"), 1.0);
+  EXPECT_DOUBLE_EQ(share(point(summary, "min_prompt_tokens=1"), "workhorse"), 1.0);
+  EXPECT_DOUBLE_EQ(share(point(summary, "min_prompt_tokens=256"), "small"), 1.0);
+  EXPECT_NEAR(share(point(summary, "route auto"), "workhorse"), 2.0 / 6.0, 1e-12);
+  // The workhorse costs ten times as much per token.
+  const auto cost = [&](const std::string& label) {
+    return point(summary, label).at("routing").at("cost_usd_per_request").get<double>();
+  };
+  EXPECT_GT(cost("tier workhorse"), 5 * cost("tier small"));
+  EXPECT_GT(cost("route auto"), cost("tier small"));
+  EXPECT_LT(cost("route auto"), cost("tier workhorse"));
+  // Charts and the report.
+  const std::string svg = slurp(dir / "report" / "quality_cost.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  size_t circles = 0;
+  for (size_t p = svg.find("<circle"); p != std::string::npos; p = svg.find("<circle", p + 1)) ++circles;
+  EXPECT_EQ(circles, 5u);
+  const std::string png = slurp(dir / "report" / "quality_cost.png");
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  const std::string html = slurp(dir / "report" / "report.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("data:image/png;base64,iVBORw0KGgo"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);  // self-contained
+  EXPECT_NE(html.find("tier workhorse"), std::string::npos);
+
+  // A rerun answers from the cache: nothing generated again, the same numbers.
+  const CliRun again = run(args + " -o " + (dir / "again.json").string());
+  ASSERT_EQ(again.rc, 0) << again.out;
+  EXPECT_NE(again.out.find("route auto: reused 6 of 6 results"), std::string::npos) << again.out;
+  const json second = json::parse(slurp(dir / "again.json"));
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(second.at("points")[i].at("quality"), summary.at("points")[i].at("quality"));
+    EXPECT_EQ(second.at("points")[i].at("routing").at("tier_share"), summary.at("points")[i].at("routing").at("tier_share"));
+    EXPECT_EQ(second.at("points")[i].at("cache").at("computed"), 0);
+  }
+  fs::remove_all(dir);
+}
