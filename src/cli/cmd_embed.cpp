@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -68,8 +69,10 @@ Command add_embed(CLI::App& app) {
             texts.reserve(records.size());
             for (const auto& r : records) texts.push_back(r.text);
             const auto t0 = std::chrono::steady_clock::now();
+            const std::clock_t cpu0 = std::clock();
             const auto out = embedder.embed(texts);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double cpu_s = double(std::clock() - cpu0) / CLOCKS_PER_SEC;
             int64_t tokens = 0, truncated = 0;
             for (size_t i = 0; i < out.size(); ++i) {
               nlohmann::ordered_json j;
@@ -85,10 +88,10 @@ Command add_embed(CLI::App& app) {
             if (!args->quiet) {
               std::cerr << fmt::format(
                   "embedded {} texts ({} tokens, {} truncated to {}) with {} pooling{} in {:.3f} s: {:.1f} embeddings/s, "
-                  "{:.0f} tokens/s ({} model, dim {}, loaded in {:.2f} s)\n",
+                  "{:.0f} tokens/s; {:.3f} s of CPU time ({} model, dim {}, loaded in {:.2f} s)\n",
                   out.size(), tokens, truncated, embedder.max_tokens(), pooling_name(embedder.pooling()),
                   embedder.normalize() ? ", normalized" : "", s, s > 0 ? double(out.size()) / s : 0.0,
-                  s > 0 ? double(tokens) / s : 0.0, embedder.is_encoder() ? "encoder" : "decoder", embedder.dim(), load_s);
+                  s > 0 ? double(tokens) / s : 0.0, cpu_s, embedder.is_encoder() ? "encoder" : "decoder", embedder.dim(), load_s);
             }
             return 0;
           }};

@@ -173,7 +173,8 @@ def make_bench_shape(out):
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "models", "bert_tiny")
-    for name in ("tokenizer.json", "modules.json", "sentence_bert_config.json"):
+    write_json(os.path.join(out, "sentence_bert_config.json"), {"max_seq_length": pos, "do_lower_case": False})
+    for name in ("tokenizer.json", "modules.json"):
         if os.path.exists(os.path.join(here, name)):
             shutil.copy(os.path.join(here, name), out)
     if os.path.isdir(os.path.join(here, "1_Pooling")):

@@ -82,6 +82,12 @@ inline __m256i dot2_u8s8(__m256i u0, __m256i s0, __m256i u1, __m256i s1) {
 
 // Per format: kScales scales per block (one per unit, or two with kHalves), the unit values in
 // registers (unit<j>), and the block's scales and minimums (w = d * q + m per unit or half unit).
+// The 256-element formats: scales read one block at a time (kMinKind unused).
+struct SuperBlock {
+  static constexpr int kMinKind = 0;
+  static constexpr float kMinFactor = 0;
+};
+
 struct GQ8_0 {
   static constexpr bool kPairs = false;
   static constexpr int kNibbles = 0, kHighBits = -1, kTable = 0;
@@ -174,7 +180,7 @@ struct GIQ4_NL {
   }
 };
 
-struct GQ4_K {
+struct GQ4_K : SuperBlock {
   using F = Q4_K;
   static constexpr int kScales = 8;
   static __m256i unit(const uint8_t* b, int j) {
@@ -192,7 +198,7 @@ struct GQ4_K {
   }
 };
 
-struct GQ5_K {
+struct GQ5_K : SuperBlock {
   using F = Q5_K;
   static constexpr int kScales = 8;
   static __m256i unit(const uint8_t* b, int j) {
@@ -203,7 +209,7 @@ struct GQ5_K {
   static void scales(const uint8_t* b, float* d, float* m) { GQ4_K::scales(b, d, m); }
 };
 
-struct GQ6_K {
+struct GQ6_K : SuperBlock {
   using F = Q6_K;
   static constexpr int kScales = 16;
   static __m256i unit(const uint8_t* b, int j) {
@@ -222,7 +228,7 @@ struct GQ6_K {
   }
 };
 
-struct GQ2_K {
+struct GQ2_K : SuperBlock {
   using F = Q2_K;
   static constexpr int kScales = 16;
   static __m256i unit(const uint8_t* b, int j) {
@@ -237,7 +243,7 @@ struct GQ2_K {
   }
 };
 
-struct GQ3_K {
+struct GQ3_K : SuperBlock {
   using F = Q3_K;
   static constexpr int kScales = 16;
   static __m256i unit(const uint8_t* b, int j) {
@@ -257,7 +263,7 @@ struct GQ3_K {
   }
 };
 
-struct GIQ4_XS {
+struct GIQ4_XS : SuperBlock {
   using F = IQ4_XS;
   static constexpr int kScales = 8;
   static __m256i unit(const uint8_t* b, int j) { return table_lookup(b + 8 + 16 * j, iq4_table()); }
@@ -288,7 +294,8 @@ struct GemvActs {
 
 // Sum of the products of one tile of rows (count <= kGemvRows) with the token; y[r] for r < count.
 template <typename G>
-void gemv_tile(const uint8_t* const* rows, size_t ahead, const GemvActs& a, float* cs, float* y, int count) {
+void gemv_tile(const uint8_t* const* rows, size_t row_bytes, size_t ahead, const GemvActs& a, float* cs, float* y,
+               int count) {
   using F = typename G::F;
   constexpr int64_t kUnitsPerBlock = F::kElems / kUnit;
   constexpr bool kHalves = G::kScales > kUnitsPerBlock;
@@ -298,12 +305,28 @@ void gemv_tile(const uint8_t* const* rows, size_t ahead, const GemvActs& a, floa
   float minimum[kGemvRows];
 
   // Pass 1: scales times activation scales, minimum terms, prefetch of the next tile.
+#if defined(__AVX512BW__)
+  // The f16 words of 8 blocks' scales (and minimums) picked out of 128 loaded bytes: in one go when
+  // the 8 scales lie within them, else 4 blocks from each of two 128-byte loads (words 0..3 and
+  // 8..11 of the first, 4..7 and 12..15 of the second).
+  constexpr int kWords = int(F::kBytes / 2);
+  constexpr bool kOnePermute = 7 * kWords <= 63 && G::kMinKind != 2;
+  alignas(64) int16_t idx_lo[32] = {}, idx_hi[32] = {};
+  for (int i = 0; i < 4; ++i) {
+    idx_lo[i] = idx_hi[4 + i] = int16_t(i * kWords);
+    idx_lo[8 + i] = idx_hi[12 + i] = int16_t(i * kWords + 1);
+  }
+  if constexpr (kOnePermute) {
+    for (int i = 0; i < 8; ++i) idx_lo[i] = int16_t(i * kWords);
+  }
+  const __m512i word_index = _mm512_load_si512(idx_lo), word_index_hi = _mm512_load_si512(idx_hi);
+#endif
   for (int r = 0; r < kGemvRows; ++r) {
     float* d = cs + r * n_slots;
     const uint8_t* row = rows[r];
     __m256 macc = _mm256_setzero_ps();
     int64_t b = 0;
-    if constexpr (kUnitsPerBlock == 1) {  // 32-element blocks: eight scales per gather
+    if constexpr (kUnitsPerBlock == 1) {  // 32-element blocks: eight scales at a time
       for (; b + 8 <= n_blocks; b += 8) {
         const uint8_t* block = row + b * F::kBytes;
         if (ahead != 0) {
@@ -311,10 +334,28 @@ void gemv_tile(const uint8_t* const* rows, size_t ahead, const GemvActs& a, floa
             _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T0);
           }
         }
-        const __m256 dv = gather_f16x8(block, int(F::kBytes));
-        __m256 mv = _mm256_setzero_ps();
-        if constexpr (G::kMinKind == 1) mv = _mm256_mul_ps(dv, _mm256_set1_ps(G::kMinFactor));
+        __m256 dv, mv = _mm256_setzero_ps();
+#if defined(__AVX512BW__)
+        if constexpr (kOnePermute) {  // the 8 scales lie in the first 128 bytes
+          const __m512i words = _mm512_permutex2var_epi16(_mm512_loadu_si512(block), word_index,
+                                                          _mm512_loadu_si512(block + 64));
+          dv = _mm256_cvtph_ps(_mm512_castsi512_si128(words));
+        } else {
+          if ((b + 4) * F::kBytes + 128 > int64_t(row_bytes)) break;  // the rest through the scalar tail
+          const uint8_t* half = block + 4 * F::kBytes;
+          const __m512i w0 = _mm512_permutex2var_epi16(_mm512_loadu_si512(block), word_index,
+                                                       _mm512_loadu_si512(block + 64));
+          const __m512i w1 = _mm512_permutex2var_epi16(_mm512_loadu_si512(half), word_index_hi,
+                                                       _mm512_loadu_si512(half + 64));
+          const __m512i words = _mm512_mask_blend_epi16(__mmask32(0xf0f0), w0, w1);
+          dv = _mm256_cvtph_ps(_mm512_castsi512_si128(words));
+          if constexpr (G::kMinKind == 2) mv = _mm256_cvtph_ps(_mm512_extracti32x4_epi32(words, 1));
+        }
+#else
+        dv = gather_f16x8(block, int(F::kBytes));
         if constexpr (G::kMinKind == 2) mv = gather_f16x8(block + 2, int(F::kBytes));
+#endif
+        if constexpr (G::kMinKind == 1) mv = _mm256_mul_ps(dv, _mm256_set1_ps(G::kMinFactor));
         if constexpr (kXor) mv = _mm256_fmadd_ps(dv, _mm256_set1_ps(-128.0f), mv);
         macc = _mm256_fmadd_ps(mv, _mm256_loadu_ps(a.sa + b), macc);
         _mm256_storeu_ps(d + b, _mm256_mul_ps(dv, _mm256_loadu_ps(a.da + b)));
@@ -458,7 +499,7 @@ void gemv(const uint8_t* w, int64_t n_out, int64_t n_in, const Acts& acts, float
       for (int r = 0; r < kGemvRows; ++r) rows[r] = w + size_t(first + std::min(r, count - 1)) * row_bytes;
       // The same bytes of the next tile's rows (only where that tile is whole: never past the end).
       const size_t ahead = first + 2 * kGemvRows <= n_out ? size_t(kGemvRows) * row_bytes : 0;
-      gemv_tile<G>(rows, ahead, a, cs, y + first, count);
+      gemv_tile<G>(rows, row_bytes, ahead, a, cs, y + first, count);
     }
   }
 }
