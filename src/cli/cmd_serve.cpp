@@ -11,6 +11,7 @@
 #include "slm/router/router.hpp"
 #include "slm/server/engine_provider.hpp"
 #include "slm/server/http_server.hpp"
+#include "slm/tasks/task_provider.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::cli {
@@ -70,11 +71,13 @@ Command add_serve(CLI::App& app) {
             if (args->max_queue < 0) fail(ErrorKind::invalid_argument, "--max-queue must be >= 0, found {}", args->max_queue);
             if (args->max_body_mb < 1) fail(ErrorKind::invalid_argument, "--max-body-mb must be >= 1, found {}", args->max_body_mb);
             std::shared_ptr<server::Provider> provider;
+            // Local models by name: the task endpoints measure /v1/chunk in their tokens.
+            auto loaded = std::make_shared<std::vector<std::pair<std::string, std::shared_ptr<const Model>>>>();
             if (!args->config.empty()) {
               if (!args->models.empty()) fail(ErrorKind::invalid_argument, "expected either MODEL... or --config, found both");
               // Tiers' in-process models get the same engine settings as models served directly.
               router::RouterOptions router_options;
-              router_options.local_factory = [args](const std::string& path_or_name) -> std::shared_ptr<server::Provider> {
+              router_options.local_factory = [args, loaded](const std::string& path_or_name) -> std::shared_ptr<server::Provider> {
                 const std::string path = resolve_model_path(path_or_name);
                 auto model = Model::load(path);
                 require_tokenizer(*model);
@@ -88,6 +91,7 @@ Command add_serve(CLI::App& app) {
                 m.scheduler = std::make_shared<Scheduler>(model, options);
                 m.request_timeout = args->request_timeout;
                 std::cerr << "slm serve: model '" << m.id << "' from " << path << "\n";
+                loaded->emplace_back(m.id, model);
                 std::vector<server::LocalModel> models;
                 models.push_back(std::move(m));
                 return std::make_shared<server::EngineProvider>(std::move(models));
@@ -118,11 +122,20 @@ Command add_serve(CLI::App& app) {
               m.scheduler = std::make_shared<Scheduler>(model, options);
               m.chat_template = chat_template;
               m.request_timeout = args->request_timeout;
+              loaded->emplace_back(m.id, model);
               std::cerr << "slm serve: model '" << m.id << "' from " << path << " (context " << m.scheduler->options().n_ctx
                         << ", " << args->parallel << " sequences)\n";
               models.push_back(std::move(m));
             }
             if (!provider) provider = std::make_shared<server::EngineProvider>(std::move(models));
+            tasks::TaskProviderOptions task_options;
+            task_options.tokenizer = [loaded](const std::string& name) -> const Tokenizer* {
+              for (const auto& [id, model] : *loaded) {
+                if (id == name) return model->tokenizer();
+              }
+              return loaded->empty() ? nullptr : loaded->front().second->tokenizer();
+            };
+            provider = std::make_shared<tasks::TaskProvider>(provider, task_options);
             server::HttpOptions http;
             http.host = args->host;
             http.port = uint16_t(args->port);

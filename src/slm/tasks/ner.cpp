@@ -46,8 +46,14 @@ std::vector<std::pair<int64_t, int64_t>> find_word_spans(std::string_view text, 
   return out;
 }
 
-std::vector<Entity> detect_model(Scheduler& scheduler, std::string_view text, const std::vector<std::string>& types,
-                                 double score, bool chat) {
+const std::string& ner_prompt_template() {
+  static const std::string prompt =
+      "List the names of people (PERSON), places (LOCATION) and organizations (ORGANIZATION) in the text, "
+      "copied exactly.\n\nText: {text}\nJSON: ";
+  return prompt;
+}
+
+std::vector<std::string> check_model_types(const std::vector<std::string>& types) {
   std::vector<std::string> wanted = types.empty() ? model_entity_types() : types;
   for (const auto& t : wanted) {
     const auto& known = model_entity_types();
@@ -55,19 +61,14 @@ std::vector<Entity> detect_model(Scheduler& scheduler, std::string_view text, co
       fail(ErrorKind::invalid_argument, "expected PERSON, LOCATION or ORGANIZATION, found '{}'", t);
     }
   }
-  (void)code_point_bytes(text);  // UTF-8 check before the model sees it
-  ExtractOptions options;
-  options.schema = ner_schema(wanted);
-  options.chat = chat;
-  options.max_tokens = 384;
-  options.prompt_template =
-      "List the names of people (PERSON), places (LOCATION) and organizations (ORGANIZATION) in the text, "
-      "copied exactly.\n\nText: {text}\nJSON: ";
-  Extractor extractor(scheduler, options);
-  const ExtractResult r = extractor.extract({std::string(text)}).front();
+  return wanted;
+}
+
+std::vector<Entity> entities_from_answer(std::string_view text, const nlohmann::json& answer, double score) {
   std::vector<Entity> out;
-  if (!r.value) return out;
-  for (const auto& e : (*r.value)["entities"]) {
+  if (!answer.is_object() || !answer.contains("entities") || !answer["entities"].is_array()) return out;
+  for (const auto& e : answer["entities"]) {
+    if (!e.is_object() || !e.contains("type") || !e.contains("text") || !e["type"].is_string() || !e["text"].is_string()) continue;
     const std::string type = e["type"].get<std::string>();
     std::string name = e["text"].get<std::string>();
     while (!name.empty() && name.back() == ' ') name.pop_back();
@@ -79,6 +80,21 @@ std::vector<Entity> detect_model(Scheduler& scheduler, std::string_view text, co
   }
   std::sort(out.begin(), out.end(), [](const Entity& a, const Entity& b) { return a.start < b.start; });
   return out;
+}
+
+std::vector<Entity> detect_model(Scheduler& scheduler, std::string_view text, const std::vector<std::string>& types,
+                                 double score, bool chat) {
+  const std::vector<std::string> wanted = check_model_types(types);
+  (void)code_point_bytes(text);  // UTF-8 check before the model sees it
+  ExtractOptions options;
+  options.schema = ner_schema(wanted);
+  options.chat = chat;
+  options.max_tokens = 384;
+  options.prompt_template = ner_prompt_template();
+  Extractor extractor(scheduler, options);
+  const ExtractResult r = extractor.extract({std::string(text)}).front();
+  if (!r.value) return {};
+  return entities_from_answer(text, *r.value, score);
 }
 
 }  // namespace slm::tasks

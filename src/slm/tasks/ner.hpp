@@ -22,6 +22,16 @@ nlohmann::ordered_json ner_schema(const std::vector<std::string>& types);
 // Occurrences of `needle` in `text` that start and end at word boundaries, as code point ranges.
 std::vector<std::pair<int64_t, int64_t>> find_word_spans(std::string_view text, std::string_view needle);
 
+// The prompt the model is asked with ("{text}" is the input).
+const std::string& ner_prompt_template();
+
+// Throws Error(invalid_argument) unless every type is PERSON, LOCATION or ORGANIZATION; empty: all.
+std::vector<std::string> check_model_types(const std::vector<std::string>& types);
+
+// Findings from the model's answer {"entities": [{"type", "text"}]}: every occurrence of each named
+// text in `text` at word boundaries, once per span; names not in the input are dropped.
+std::vector<Entity> entities_from_answer(std::string_view text, const nlohmann::json& answer, double score);
+
 // Findings of the model for `types` (empty: all three). Texts the model names that do not occur in
 // the input are dropped. `score` is given to every finding.
 std::vector<Entity> detect_model(Scheduler& scheduler, std::string_view text, const std::vector<std::string>& types = {},
