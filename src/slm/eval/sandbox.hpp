@@ -1,8 +1,11 @@
 // Runs untrusted Python (a HumanEval completion and its tests) in a separate python3 process: a fresh
 // temporary folder as its working directory, a cleared environment, setrlimit limits on CPU time,
-// address space, file size, open files and processes, a wall-clock limit after which the process group
-// is killed, a new network namespace when the kernel allows one, and a guard run before the code that
-// refuses file writes outside the folder, sockets and subprocesses at the Python level.
+// address space, file size and open files, a wall-clock limit after which the process group is
+// killed. The kernel enforces the rest where it allows: new mount and network namespaces (every
+// mount read-only but the work folder, no network interface up), a seccomp filter (no new
+// processes, no sockets but Unix ones, no mount, ptrace, namespace or io_uring calls), and, when
+// started as root, the uid and gid of "nobody". A guard run before the code also refuses file
+// writes outside the folder, sockets and subprocesses at the Python level.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +19,10 @@ struct SandboxOptions {
   int64_t memory_bytes = int64_t(1) << 31;  // RLIMIT_AS
   int64_t file_bytes = int64_t(16) << 20;   // RLIMIT_FSIZE
   int64_t open_files = 64;               // RLIMIT_NOFILE
-  int64_t processes = 1;                 // RLIMIT_NPROC (not enforced for root)
-  bool isolate_network = true;           // unshare(CLONE_NEWUSER | CLONE_NEWNET), else CLONE_NEWNET
+  int64_t processes = 1;                 // RLIMIT_NPROC (only without the uid change; seccomp blocks forks)
+  bool isolate_network = true;           // a new network namespace
+  bool isolate_filesystem = true;        // a new mount namespace, read-only but the work folder
+  bool filter_syscalls = true;           // the seccomp filter
   std::string python = "python3";
 };
 
@@ -26,8 +31,12 @@ struct SandboxResult {
   bool timed_out = false;
   int exit_code = -1;       // -1 when killed by a signal
   int signal = 0;
-  bool network_isolated = false;  // a new network namespace was entered
-  std::string isolation;          // what the kernel enforced, e.g. "netns,mountns-readonly,seccomp"
+  bool network_isolated = false;     // a new network namespace was entered
+  bool filesystem_isolated = false;  // every mount but the work folder read-only
+  bool syscalls_filtered = false;    // the seccomp filter was installed
+  // What the kernel enforced, e.g. "netns,readonly-mounts,seccomp,nobody"; what it refused, with the
+  // error, after "refused:".
+  std::string isolation;
   std::string output;       // stdout and stderr, at most 4 KiB
 };
 
