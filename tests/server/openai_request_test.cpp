@@ -194,3 +194,22 @@ TEST(OpenAIRequest, ResponseFormatSchemaKeepsPropertyOrder) {
   const auto object = parse_chat_request(chat({{"response_format", {{"type", "json_object"}}}}));
   EXPECT_EQ(object.response_format.kind, ResponseFormatKind::json_object);
 }
+
+TEST(OpenAIRequest, TimeoutAndThinkingBudgetExtensions) {
+  const ChatRequest r = parse_chat_request(chat({{"timeout", 2.5}, {"thinking_budget", 64}}));
+  ASSERT_TRUE(r.timeout.has_value());
+  EXPECT_DOUBLE_EQ(*r.timeout, 2.5);
+  ASSERT_TRUE(r.thinking_budget.has_value());
+  EXPECT_EQ(*r.thinking_budget, 64);
+  const ChatRequest plain = parse_chat_request(chat());
+  EXPECT_FALSE(plain.timeout.has_value());
+  EXPECT_FALSE(plain.thinking_budget.has_value());
+  EXPECT_EQ(rejected_param([] { parse_chat_request(chat({{"timeout", 0}})); }), "timeout");
+  EXPECT_EQ(rejected_param([] { parse_chat_request(chat({{"timeout", -1}})); }), "timeout");
+  EXPECT_EQ(rejected_param([] { parse_chat_request(chat({{"timeout", "5"}})); }), "timeout");
+  EXPECT_EQ(rejected_param([] { parse_chat_request(chat({{"thinking_budget", -1}})); }), "thinking_budget");
+  EXPECT_EQ(rejected_param([] { parse_chat_request(chat({{"thinking_budget", 1.5}})); }), "thinking_budget");
+  const CompletionRequest c = parse_completion_request(json{{"prompt", "x"}, {"timeout", 1}});
+  ASSERT_TRUE(c.timeout.has_value());
+  EXPECT_DOUBLE_EQ(*c.timeout, 1.0);
+}
