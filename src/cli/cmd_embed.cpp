@@ -65,6 +65,11 @@ Command add_embed(CLI::App& app) {
             const auto t_load = std::chrono::steady_clock::now();
             tasks::Embedder embedder(resolve_model_path(args->model), options);
             const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+            if (!args->quiet && args->pooling.empty() && embedder.pooling_source().empty()) {
+              std::cerr << fmt::format("slm: the model's files name no pooling (modules.json, 1_Pooling/config.json or a GGUF "
+                                       "pooling_type): {} pooling; --pooling chooses another\n",
+                                       pooling_name(embedder.pooling()));
+            }
             std::vector<std::string> texts;
             texts.reserve(records.size());
             for (const auto& r : records) texts.push_back(r.text);

@@ -344,6 +344,41 @@ TEST(EmbedServer, UsesTheModelsPooling) {
   }
 }
 
+// The decoder path of `slm embed`: several sequences per forward (each in its own KV blocks),
+// pooling from the model's files, or as asked.
+TEST(Embedder, DecoderBatchesMatchTransformers) {
+  const json ref = read_json(kModels + "/qwen3_embed_tiny/reference.json");
+  const fs::path dir = fs::temp_directory_path() / ("slm_embed_dec_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(kModels + "/qwen3_embed_tiny", dir, fs::copy_options::recursive);
+  std::ofstream(dir / "tokenizer.json") << byte_tokenizer_json();
+  std::vector<std::vector<int32_t>> seqs;
+  for (const json& item : ref["items"]) seqs.push_back(item["ids"].get<std::vector<int32_t>>());
+  for (const int64_t batch_tokens : {int64_t(40), int64_t(4096)}) {
+    tasks::EmbedOptions o;
+    o.batch_tokens = batch_tokens;
+    tasks::Embedder last(dir.string(), o);
+    EXPECT_FALSE(last.is_encoder());
+    EXPECT_EQ(last.pooling(), Pooling::last);
+    EXPECT_TRUE(last.normalize());
+    const auto v = last.embed_tokens(seqs);
+    o.pooling = Pooling::mean;
+    o.normalize = false;
+    tasks::Embedder mean(dir.string(), o);
+    const auto m = mean.embed_tokens(seqs);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      EXPECT_NEAR(norm(v[i]), 1.0, 1e-5);
+      EXPECT_GT(cosine(v[i], ref["items"][i]["lasttoken"].get<std::vector<float>>()), 0.9999) << i;
+      EXPECT_LT(rel_l2(m[i], ref["items"][i]["mean"].get<std::vector<float>>()), 1e-4) << i;
+    }
+    const auto texts = last.embed({"hello", "a longer text to embed"});
+    ASSERT_EQ(texts.size(), 2u);
+    EXPECT_EQ(texts[0].tokens, 5);
+    EXPECT_NEAR(norm(texts[1].vector), 1.0, 1e-5);
+  }
+  fs::remove_all(dir);
+}
+
 struct CmdResult {
   int status;
   std::string out;

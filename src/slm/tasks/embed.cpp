@@ -6,6 +6,9 @@
 #include "slm/util/error.hpp"
 
 namespace slm::tasks {
+namespace {
+constexpr int64_t kMaxBatchSequences = 64;  // decoder inputs in one forward
+}  // namespace
 
 Embedder::Embedder(const std::string& path, const EmbedOptions& options) : options_(options) {
   if (options.max_tokens < 0) fail(ErrorKind::invalid_argument, "expected max_tokens >= 0, found {}", options.max_tokens);
@@ -19,12 +22,7 @@ Embedder::Embedder(const std::string& path, const EmbedOptions& options) : optio
   } else {
     model_ = Model::load(path);
     if (!model_->tokenizer()) fail(ErrorKind::not_found, "{}: the model has no tokenizer", path);
-    SchedulerOptions so;
-    so.max_sequences = 1;
-    so.n_ctx = std::min<int64_t>(model_->config().context_length > 0 ? model_->config().context_length : 8192, 8192);
-    so.max_batch_tokens = 512;
-    scheduler_ = std::make_unique<Scheduler>(model_, so);
-    limit = scheduler_->options().n_ctx;
+    limit = std::min<int64_t>(model_->config().context_length > 0 ? model_->config().context_length : 8192, 8192);
   }
   const PoolingConfig pc = read_pooling_config(path, default_mode);
   pooling_ = options.pooling.value_or(pc.mode);
@@ -34,6 +32,12 @@ Embedder::Embedder(const std::string& path, const EmbedOptions& options) : optio
   if (pc.max_seq_length > 0) max_tokens_ = std::min(max_tokens_, pc.max_seq_length);
   if (options.max_tokens > 0) max_tokens_ = std::min(limit, options.max_tokens);
   if (max_tokens_ < 3) fail(ErrorKind::invalid_argument, "expected max_tokens of at least 3, found {}", max_tokens_);
+  if (model_) {
+    // One forward holds the longest input whole; the cache holds one batch (blocks of 16 positions).
+    const int64_t rows = std::max(options_.batch_tokens, max_tokens_);
+    forward_ = std::make_unique<Forward>(model_, rows, max_tokens_);
+    cache_ = std::make_unique<KvCache>(model_->config(), rows / 16 + kMaxBatchSequences + 1, 16);
+  }
 }
 
 Embedder::~Embedder() = default;
@@ -72,26 +76,89 @@ std::vector<Embedding> Embedder::embed(const std::vector<std::string>& texts) {
     if (ids[i].empty()) fail(ErrorKind::invalid_argument, "input {} gives no tokens", i);
     out[i].tokens = int64_t(ids[i].size());
   }
-  if (encoder_) {
-    size_t begin = 0;
-    while (begin < ids.size()) {
-      size_t end = begin;
-      int64_t rows = 0;
-      while (end < ids.size() && (end == begin || rows + int64_t(ids[end].size()) <= options_.batch_tokens)) {
-        rows += int64_t(ids[end].size());
-        ++end;
-      }
-      const std::vector<std::vector<int32_t>> batch(ids.begin() + std::ptrdiff_t(begin), ids.begin() + std::ptrdiff_t(end));
-      auto vectors = encoder_->embed(batch, pooling_, normalize_);
-      for (size_t i = begin; i < end; ++i) out[i].vector = std::move(vectors[i - begin]);
-      begin = end;
+  auto vectors = embed_tokens(ids);
+  for (size_t i = 0; i < texts.size(); ++i) out[i].vector = std::move(vectors[i]);
+  return out;
+}
+
+std::vector<std::vector<float>> Embedder::embed_tokens(const std::vector<std::vector<int32_t>>& ids) {
+  for (const auto& s : ids) {
+    if (s.empty() || int64_t(s.size()) > max_tokens_) {
+      fail(ErrorKind::invalid_argument, "expected sequences of 1 to {} tokens, found {}", max_tokens_, s.size());
     }
-    return out;
   }
-  std::vector<std::future<std::vector<float>>> futures;
-  futures.reserve(ids.size());
-  for (auto& t : ids) futures.push_back(scheduler_->embed(t, pooling_, normalize_));
-  for (size_t i = 0; i < futures.size(); ++i) out[i].vector = futures[i].get();
+  std::vector<std::vector<float>> out(ids.size());
+  const int64_t max_sequences = encoder_ ? int64_t(ids.size()) : kMaxBatchSequences;
+  size_t begin = 0;
+  while (begin < ids.size()) {
+    size_t end = begin;
+    int64_t rows = 0;
+    while (end < ids.size() && int64_t(end - begin) < max_sequences &&
+           (end == begin || rows + int64_t(ids[end].size()) <= options_.batch_tokens)) {
+      rows += int64_t(ids[end].size());
+      ++end;
+    }
+    const std::vector<std::vector<int32_t>> batch(ids.begin() + std::ptrdiff_t(begin), ids.begin() + std::ptrdiff_t(end));
+    if (encoder_) {
+      auto vectors = encoder_->embed(batch, pooling_, normalize_);
+      for (size_t i = begin; i < end; ++i) out[i] = std::move(vectors[i - begin]);
+    } else {
+      auto vectors = decoder_batch(batch);
+      for (size_t i = begin; i < end; ++i) out[i] = std::move(vectors[i - begin]);
+    }
+    begin = end;
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> Embedder::decoder_batch(const std::vector<std::vector<int32_t>>& seqs) {
+  const int64_t dim = model_->config().dim;
+  const int64_t bs = cache_->block_size();
+  std::vector<std::vector<int32_t>> tables(seqs.size());
+  ForwardBatch batch;
+  std::vector<std::pair<int64_t, int64_t>> spans;  // each sequence's first output and count
+  auto release = [&] {
+    for (auto& t : tables) {
+      for (int32_t b : t) cache_->release(b);
+      t.clear();
+    }
+  };
+  std::vector<float> hidden;
+  try {
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const auto n = int64_t(seqs[i].size());
+      for (int64_t b = 0; b < (n + bs - 1) / bs; ++b) {
+        const int32_t block = cache_->allocate();
+        if (block < 0) fail(ErrorKind::internal, "embedding batch: the KV cache ran out of blocks");
+        tables[i].push_back(block);
+      }
+      const int64_t row0 = batch.rows();
+      for (int64_t p = 0; p < n; ++p) {
+        batch.tokens.push_back(seqs[i][size_t(p)]);
+        batch.positions.push_back(int32_t(p));
+      }
+      batch.sequences.push_back(BatchSequence{row0, n, tables[i]});
+      const int64_t first_out = int64_t(batch.outputs.size());
+      if (pooling_ == Pooling::mean) {
+        for (int64_t p = 0; p < n; ++p) batch.outputs.push_back(row0 + p);
+      } else {
+        batch.outputs.push_back(pooling_ == Pooling::cls ? row0 : row0 + n - 1);
+      }
+      spans.emplace_back(first_out, int64_t(batch.outputs.size()) - first_out);
+    }
+    hidden.resize(batch.outputs.size() * size_t(dim));
+    forward_->hidden(batch, *cache_, hidden.data());
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+  std::vector<std::vector<float>> out;
+  out.reserve(seqs.size());
+  for (const auto& [first, count] : spans) {
+    // The rows are the pooled ones already: mean over all of them, or the one row.
+    out.push_back(pool_rows(hidden.data() + first * dim, count, dim, Pooling::mean, normalize_));
+  }
   return out;
 }
 

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "slm/engine/encoder.hpp"
+#include "slm/engine/forward.hpp"
+#include "slm/engine/kv_cache.hpp"
 #include "slm/engine/scheduler.hpp"
 
 namespace slm::tasks {
@@ -18,7 +20,7 @@ struct EmbedOptions {
   std::optional<Pooling> pooling;   // unset: the model's own (mean when its files say nothing)
   std::optional<bool> normalize;    // unset: the model's own (a Normalize module), else true
   int64_t max_tokens = 0;           // truncation; 0: the model's max_seq_length, else its positions
-  int64_t batch_tokens = 4096;      // encoder: tokens of one batched forward
+  int64_t batch_tokens = 4096;      // tokens of one batched forward
 };
 
 struct Embedding {
@@ -35,6 +37,8 @@ class Embedder {
   ~Embedder();
 
   std::vector<Embedding> embed(const std::vector<std::string>& texts);
+  // Embeddings of token sequences (each non-empty, at most max_tokens() long).
+  std::vector<std::vector<float>> embed_tokens(const std::vector<std::vector<int32_t>>& sequences);
 
   bool is_encoder() const { return encoder_ != nullptr; }
   int64_t dim() const;
@@ -45,10 +49,13 @@ class Embedder {
   std::vector<int32_t> tokenize(const std::string& text, bool& truncated) const;
 
  private:
+  std::vector<std::vector<float>> decoder_batch(const std::vector<std::vector<int32_t>>& sequences);
+
   EmbedOptions options_;
   std::shared_ptr<const Encoder> encoder_;
   std::shared_ptr<const Model> model_;
-  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Forward> forward_;   // decoders: batches of whole sequences
+  std::unique_ptr<KvCache> cache_;
   Pooling pooling_ = Pooling::mean;
   bool normalize_ = true;
   int64_t max_tokens_ = 0;
