@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -177,6 +178,41 @@ TEST(CudaOps, ArgmaxFirstLargestSkippingNan) {
     if (!std::isnan(x[size_t(i)]) && (std::isnan(x[size_t(expected)]) || x[size_t(i)] > x[size_t(expected)])) expected = i;
   }
   EXPECT_EQ(test::to_host<int32_t>(index, 1)[0], expected);
+}
+
+// The many-block argmax (scratch) against the single-block one and a host scan, on sizes around its
+// block split, twice on the same scratch (the ticket counter must be reset).
+TEST(CudaOps, ArgmaxWithScratchMatchesSingleBlock) {
+  SLM_REQUIRE_CUDA();
+  DeviceBuffer scratch(argmax_scratch_bytes());
+  scratch.fill_bytes(0);
+  DeviceBuffer index = test::poisoned<int32_t>(2);
+  for (const int64_t n : {int64_t(1), int64_t(2047), int64_t(2049), int64_t(151936), int64_t(1000003)}) {
+    for (int round = 0; round < 2; ++round) {
+      SCOPED_TRACE("n " + std::to_string(n) + " round " + std::to_string(round));
+      auto x = random_floats(size_t(n), 40 + uint32_t(round), -10.0f, 10.0f);
+      if (n > 10) {
+        x[size_t(n / 3)] = 99.0f;
+        x[size_t(n - 2)] = 99.0f;  // a tie across blocks: the first wins
+        x[0] = std::numeric_limits<float>::quiet_NaN();
+      }
+      if (round == 1 && n > 10) x[size_t(n / 3)] = 0.0f;
+      int32_t expected = -1;
+      for (int64_t i = 0; i < n; ++i) {
+        if (!std::isnan(x[size_t(i)]) && (expected < 0 || x[size_t(i)] > x[size_t(expected)])) expected = int32_t(i);
+      }
+      const DeviceBuffer x_dev = test::to_device(x);
+      argmax(x_dev.as<float>(), n, index.as<int32_t>(), scratch.data());
+      argmax(x_dev.as<float>(), n, index.as<int32_t>() + 1);
+      const auto got = test::to_host<int32_t>(index, 2);
+      EXPECT_EQ(got[0], expected);
+      EXPECT_EQ(got[1], expected);
+    }
+  }
+  const std::vector<float> all_nan(5000, std::numeric_limits<float>::quiet_NaN());
+  const DeviceBuffer nan_dev = test::to_device(all_nan);
+  argmax(nan_dev.as<float>(), 5000, index.as<int32_t>(), scratch.data());
+  EXPECT_EQ(test::to_host<int32_t>(index, 1)[0], -1);
 }
 
 TEST(CudaOps, DeviceInfoAndBuffers) {

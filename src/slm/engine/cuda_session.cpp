@@ -103,13 +103,19 @@ size_t cuda_session_bytes(const Model& model, const CudaSessionOptions& options)
   weights += size_t(c.n_layers) * size_t(2 * c.dim + c.q_dim() + 2 * c.kv_dim()) * 4 + size_t(c.dim) * 4;
   const size_t kv_elem = options.kv_type == DType::F16 ? 2 : 4;
   const size_t kv = 2 * size_t(c.n_layers) * size_t(n_ctx) * size_t(c.kv_dim()) * kv_elem;
-  // Activations, logits and the split-key attention scratch (per head and chunk of 256 keys: the
+  // Activations, logits and the split-key attention scratch (per head and chunk of 128 keys: the
   // partial output and its maximum and sum).
-  const size_t chunks = size_t((n_ctx + 255) / 256);
+  const size_t chunks = size_t((n_ctx + 127) / 128);
   const size_t scratch = (size_t(4 * c.dim + 2 * c.q_dim() + 4 * c.kv_dim() + 3 * c.ffn_dim + c.vocab_size) +
                           size_t(c.n_heads) * chunks * size_t(c.head_dim + 2)) *
                          4;
-  return weights + kv + scratch;
+  // The batched prompt path: rows of a chunk (x, h, q/k/v, attention, gate/up, MLP input), cuBLAS
+  // scratch (activations in f16, a 64 MiB tile of dequantized weights) and 32 rows of logits.
+  const size_t chunk = size_t(std::min<int64_t>(512, n_ctx));
+  const size_t prompt = chunk * size_t(2 * c.dim + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.ffn_dim) * 4 +
+                        chunk * size_t(std::max({c.dim, c.q_dim(), c.ffn_dim})) * 2 + (size_t(64) << 20) +
+                        32 * size_t(c.vocab_size) * 4;
+  return weights + kv + scratch + prompt;
 }
 
 Device choose_device(const std::string& name, const Model& model, int64_t n_ctx, std::string* why_cpu) {
@@ -148,6 +154,7 @@ Device choose_device(const std::string& name, const Model& model, int64_t n_ctx,
 
 struct CudaSession::Impl {
   std::unique_ptr<cuda::LlamaDecoder> decoder;
+  bool batched_prompt = true;
 };
 
 namespace {
@@ -226,6 +233,7 @@ CudaSession::CudaSession(std::shared_ptr<const Model> model, const CudaSessionOp
   const cuda::DecoderWeights weights = cuda_decoder_weights(*model_);
   impl_ = std::make_unique<Impl>();
   impl_->decoder = std::make_unique<cuda::LlamaDecoder>(config, weights);
+  impl_->batched_prompt = options.batched_prompt;
 }
 
 void CudaSession::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
@@ -238,6 +246,11 @@ void CudaSession::forward(std::span<const int32_t> tokens, float* logits, bool a
   const int64_t vocab = config().vocab_size;
   for (int32_t t : tokens) {
     if (t < 0 || t >= vocab) fail(ErrorKind::invalid_argument, "forward: expected token ids in [0, {}), found {}", vocab, t);
+  }
+  if (tokens.size() > 1 && impl_->batched_prompt && impl_->decoder->prefill_supported()) {
+    impl_->decoder->prefill(tokens.data(), int64_t(tokens.size()), int32_t(n_past_), logits, all_logits);
+    n_past_ += int64_t(tokens.size());
+    return;
   }
   for (size_t i = 0; i < tokens.size(); ++i) {
     float* out = nullptr;

@@ -1,7 +1,8 @@
 // A CudaSession is one sequence evaluated on the GPU: the Llama-family decode step of the CUDA backend
 // (every layer's weights and the KV cache in device memory) behind the same forward / n_past /
-// truncate contract as Session. Prompts are evaluated one token per step. In builds without the CUDA
-// backend the class exists but its constructor reports that CUDA is not available.
+// truncate contract as Session. Several tokens at once (a prompt) run as one batched forward per
+// chunk of 512: cuBLAS products on the tensor cores and causal attention over the cache. In builds
+// without the CUDA backend the class exists but its constructor reports that CUDA is not available.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,7 @@ struct CudaSessionOptions {
   int64_t n_ctx = 4096;           // KV cache positions; capped at the model's trained context
   DType kv_type = DType::F32;     // F32 or F16
   bool int8_activations = true;   // block-quantized matrices take activations rounded to 8 bits
+  bool batched_prompt = true;     // several tokens in one forward (cuBLAS products); false: one step per token
 };
 
 // Device bytes a CudaSession of `model` with `options` allocates (weights in their device layouts,

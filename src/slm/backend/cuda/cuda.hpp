@@ -131,10 +131,12 @@ class Blas {
   Blas(const Blas&) = delete;
   Blas& operator=(const Blas&) = delete;
 
-  // y[t][o] = sum_i w[o][i] * x[t][i]; x: f32 [n_tokens][n_in], y: f32 [n_tokens][n_out].
-  // One token goes to matvec. The tensor cores multiply f16 (bf16 for BF16 weights) operands with f32
-  // accumulation: x is rounded to that type; F32 weights use TF32.
-  void matmul(const DeviceMatrix& w, const float* x, int64_t n_tokens, float* y, Stream stream = nullptr);
+  // y[t][o] = sum_i w[o][i] * x[t][i]; x: f32 [n_tokens][n_in], y: f32 rows of y_stride (0: n_out)
+  // values, of which the first n_out are written; accumulate: y += the product. One token goes to
+  // matvec. The tensor cores multiply f16 (bf16 for BF16 weights) operands with f32 accumulation: x
+  // is rounded to that type; F32 weights are multiplied in full f32.
+  void matmul(const DeviceMatrix& w, const float* x, int64_t n_tokens, float* y, Stream stream = nullptr,
+              bool accumulate = false, int64_t y_stride = 0);
 
  private:
   struct State;
@@ -170,6 +172,30 @@ struct AttentionShape {
 void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride,
               int64_t n, const int32_t* position, int64_t capacity, Stream stream = nullptr);
 
+// The q/k/v rows of a step in place: n_rows rows of [q heads | k heads | v heads] (head_dim values
+// each), row t at position first_position + t (+ *position when `position`, a device int32, is not
+// null): adds `bias` (optional, [q_dim + 2 kv_dim]), rotates q and k heads as rope() does, and writes
+// k and v of each row into that cache row (rows outside [0, capacity) are not written). One launch
+// for what bias, rope and store_kv do apart.
+void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+              int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
+              bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
+              Stream stream = nullptr);
+
+// out[t][i] = silu(gate_up[t][i]) * gate_up[t][n + i]: rows of [gate | up] (2n values) to rows of n.
+void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream = nullptr);
+
+// True when attention_rows handles heads of head_dim values (at most 128).
+bool attention_rows_supported(int64_t head_dim);
+// Causal attention of n_rows query rows at positions first_position + t over the cache rows
+// [start, first_position + t] (start from the sliding window), whose keys and values must already
+// be in the cache; grouped-query heads as in attention_decode. q: f32 rows q_stride apart (head h at
+// h * head_dim), out: f32 rows out_stride apart. Online softmax over tiles of keys (flash-attention
+// style): no score matrix in device memory.
+void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+                    int64_t kv_stride, int64_t n_rows, int64_t first_position, int64_t capacity,
+                    const AttentionShape& shape, float* out, int64_t out_stride, Stream stream = nullptr);
+
 // Scratch floats attention_decode needs for caches of `capacity` rows.
 size_t attention_scratch_floats(const AttentionShape& shape, int64_t capacity);
 
@@ -185,5 +211,9 @@ void attention_decode(const float* q, const void* k_cache, const void* v_cache, 
 
 // *index = the smallest i with x[i] == max(x) (NaNs are ignored); index: device int32.
 void argmax(const float* x, int64_t n, int32_t* index, Stream stream = nullptr);
+// The same with many blocks: scratch is device memory of argmax_scratch_bytes(), zeroed once before
+// its first use (each call leaves it zeroed); one call at a time per scratch.
+size_t argmax_scratch_bytes();
+void argmax(const float* x, int64_t n, int32_t* index, void* scratch, Stream stream = nullptr);
 
 }  // namespace slm::cuda

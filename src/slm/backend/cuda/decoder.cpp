@@ -78,10 +78,18 @@ struct LlamaDecoder::State {
   std::vector<Layer> layers;
   // activations
   DeviceBuffer x, h, qkv, attn, gate_up, logits, scratch, io;  // io: token, position, next token
+  DeviceBuffer argmax_scratch;
   QuantizedVector hq;
   cudaStream_t stream = nullptr;
   cudaGraphExec_t graph = nullptr;
   int32_t* host_io = nullptr;  // pinned: token, position, next token
+  // Prompt chunks (allocated by the first prefill): rows of x, h, [q | k | v], attention output,
+  // [gate | up], the MLP's product input, token ids; logits of several rows.
+  static constexpr int64_t kChunk = 512;
+  static constexpr int64_t kLogitRows = 32;
+  int64_t chunk = 0;
+  DeviceBuffer px, ph, pqkv, pattn, pgate_up, pmlp, ptokens, plogits;
+  std::unique_ptr<Blas> blas;
 
   ~State() {
     if (graph != nullptr) cudaGraphExecDestroy(graph);
@@ -89,6 +97,15 @@ struct LlamaDecoder::State {
     if (host_io != nullptr) cudaFreeHost(host_io);
   }
   void enqueue();  // the step's kernels on `stream`
+  void prefill_chunk(int64_t n, int64_t position);  // rows [0, n) of ptokens; the final norm into ph
+
+  // y rows (y_stride apart) = x rows times the stacked matrices (consecutive column ranges of y).
+  void row_products(const std::vector<DeviceMatrix>& ws, const float* x, int64_t n, float* y, int64_t y_stride) {
+    for (const DeviceMatrix& w : ws) {
+      blas->matmul(w, x, n, y, stream, false, y_stride);
+      y += w.n_out;
+    }
+  }
 
   // y (+)= W in, through the 8-bit activation kernel when the weights allow and `in_q` holds `in`.
   void product(const DeviceMatrix& w, const float* in, const QuantizedVector* in_q, float* y, bool accumulate = false) {
@@ -168,6 +185,8 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
   s.logits = floats(config.vocab_size);
   s.scratch = floats(int64_t(attention_scratch_floats(s.shape, config.max_positions)));
   s.io = DeviceBuffer(3 * sizeof(int32_t));
+  s.argmax_scratch = DeviceBuffer(argmax_scratch_bytes());
+  s.argmax_scratch.fill_bytes(0);
   detail::check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   detail::check(cudaMallocHost(reinterpret_cast<void**>(&s.host_io), 3 * sizeof(int32_t)), "cudaMallocHost");
   int64_t widest = 0;  // the longest vector that is rounded to 8 bits: allocated here, not while capturing
@@ -189,8 +208,6 @@ void LlamaDecoder::State::enqueue() {
   float* xp = x.as<float>();
   float* hp = h.as<float>();
   float* q = qkv.as<float>();
-  float* k = q + q_dim;
-  float* v = k + kv_dim;
   float* gate = gate_up.as<float>();
   float* up = gate + c.ffn_dim;
   const float* freq = inv_freq.as<float>();
@@ -198,10 +215,9 @@ void LlamaDecoder::State::enqueue() {
   for (Layer& layer : layers) {
     rms_norm(xp, layer.attn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);   // h [dim]
     products(layer.qkv, hp, quantized(hp, c.dim, true), q);                         // [q | k | v]
-    if (layer.bias.data() != nullptr) add(q, layer.bias.as<float>(), q_dim + 2 * kv_dim, stream);
-    rope(q, 1, c.n_heads + c.n_kv_heads, c.head_dim, rope_dim, pos, freq, c.rope_interleaved, stream);  // q and k
-    store_kv(k, v, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, kv_dim, pos, c.max_positions,
-             stream);
+    qkv_rows(q, layer.bias.as<float>(), 1, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, pos, 0, freq,
+             c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, c.max_positions,
+             stream);  // bias, RoPE of q and k, k and v into the cache
     attention_decode(q, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos, c.max_positions, shape,
                      scratch.as<float>(), attn.as<float>(), stream);                // attn [q_dim]
     product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, true), xp, true);  // x += wo attn
@@ -212,7 +228,7 @@ void LlamaDecoder::State::enqueue() {
   }
   rms_norm(xp, output_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
   product(output, hp, quantized(hp, c.dim, true), logits.as<float>());             // logits [vocab]
-  argmax(logits.as<float>(), c.vocab_size, next, stream);
+  argmax(logits.as<float>(), c.vocab_size, next, argmax_scratch.data(), stream);
 }
 
 int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
@@ -257,6 +273,102 @@ int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
   }
   detail::check(cudaStreamSynchronize(s.stream), "decode step");
   return s.host_io[2];
+}
+
+bool LlamaDecoder::prefill_supported() const { return attention_rows_supported(state_->config.head_dim); }
+
+void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
+  const DecoderConfig& c = config;
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t qkv_dim = q_dim + 2 * kv_dim;
+  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
+  float* xp = px.as<float>();
+  float* hp = ph.as<float>();
+  embedding(token_embd, ptokens.as<int32_t>(), n, xp, stream);
+  for (Layer& layer : layers) {
+    rms_norm(xp, layer.attn_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
+    row_products(layer.qkv, hp, n, pqkv.as<float>(), qkv_dim);
+    qkv_rows(pqkv.as<float>(), layer.bias.as<float>(), n, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, nullptr,
+             position, inv_freq.as<float>(), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type,
+             kv_dim, c.max_positions, stream);
+    attention_rows(pqkv.as<float>(), qkv_dim, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, n,
+                   position, c.max_positions, shape, pattn.as<float>(), q_dim, stream);
+    blas->matmul(layer.wo, pattn.as<float>(), n, xp, stream, true);  // x += attn wo^T
+    rms_norm(xp, layer.ffn_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
+    row_products(layer.gate_up, hp, n, pgate_up.as<float>(), 2 * c.ffn_dim);
+    silu_mul_rows(pgate_up.as<float>(), n, c.ffn_dim, pmlp.as<float>(), stream);
+    blas->matmul(layer.w_down, pmlp.as<float>(), n, xp, stream, true);  // x += mlp w_down^T
+  }
+  rms_norm(xp, output_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
+}
+
+int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position, float* logits, bool all_logits) {
+  State& s = *state_;
+  const DecoderConfig& c = s.config;
+  if (n <= 0 || tokens == nullptr) fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens, found none");
+  if (!prefill_supported()) {
+    fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 128, found {}", c.head_dim);
+  }
+  if (position < 0 || int64_t(position) + n > c.max_positions) {
+    fail(ErrorKind::out_of_range, "CUDA prefill: positions [{}, {}) pass the cache of {}", position,
+         int64_t(position) + n, c.max_positions);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
+      fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens in [0, {}), found {}", c.vocab_size, tokens[i]);
+    }
+  }
+  if (s.chunk == 0) {
+    const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+    s.chunk = std::min(State::kChunk, c.max_positions);
+    const auto rows = [&](int64_t width) { return DeviceBuffer(size_t(s.chunk * width) * 4); };
+    s.px = rows(c.dim);
+    s.ph = rows(c.dim);
+    s.pqkv = rows(q_dim + 2 * kv_dim);
+    s.pattn = rows(q_dim);
+    s.pgate_up = rows(2 * c.ffn_dim);
+    s.pmlp = rows(c.ffn_dim);
+    s.ptokens = rows(1);
+    s.blas = std::make_unique<Blas>();
+  }
+  if (all_logits && logits != nullptr && s.plogits.data() == nullptr) {
+    s.plogits = DeviceBuffer(size_t(State::kLogitRows * c.vocab_size) * 4);
+  }
+  int32_t next = -1;
+  for (int64_t done = 0; done < n;) {
+    const int64_t rows = std::min(s.chunk, n - done);
+    detail::check(cudaMemcpyAsync(s.ptokens.data(), tokens + done, size_t(rows) * 4, cudaMemcpyHostToDevice, s.stream),
+                  "cudaMemcpyAsync prompt tokens");
+    s.prefill_chunk(rows, position + done);
+    if (all_logits && logits != nullptr) {
+      for (int64_t r0 = 0; r0 < rows; r0 += State::kLogitRows) {
+        const int64_t r = std::min(State::kLogitRows, rows - r0);
+        s.blas->matmul(s.output, s.ph.as<float>() + r0 * c.dim, r, s.plogits.as<float>(), s.stream);
+        detail::check(cudaMemcpyAsync(logits + (done + r0) * c.vocab_size, s.plogits.data(),
+                                      size_t(r * c.vocab_size) * 4, cudaMemcpyDeviceToHost, s.stream),
+                      "cudaMemcpyAsync prompt logits");
+      }
+    }
+    done += rows;
+    if (done == n) {  // the last row's logits and greedy token through the decode step's buffers
+      const float* last = s.ph.as<float>() + (rows - 1) * c.dim;
+      detail::check(cudaMemcpyAsync(s.h.data(), last, size_t(c.dim) * 4, cudaMemcpyDeviceToDevice, s.stream),
+                    "cudaMemcpyAsync last row");
+      s.product(s.output, s.h.as<float>(), s.quantized(s.h.as<float>(), c.dim, true), s.logits.as<float>());
+      argmax(s.logits.as<float>(), c.vocab_size, s.io.as<int32_t>() + 2, s.argmax_scratch.data(), s.stream);
+      detail::check(cudaMemcpyAsync(s.host_io + 2, s.io.as<int32_t>() + 2, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                    s.stream),
+                    "cudaMemcpyAsync next token");
+      if (logits != nullptr && !all_logits) {
+        detail::check(cudaMemcpyAsync(logits, s.logits.data(), size_t(c.vocab_size) * 4, cudaMemcpyDeviceToHost,
+                                      s.stream),
+                      "cudaMemcpyAsync logits");
+      }
+      detail::check(cudaStreamSynchronize(s.stream), "prefill");
+      next = s.host_io[2];
+    }
+  }
+  return next;
 }
 
 }  // namespace slm::cuda

@@ -70,6 +70,16 @@ class LlamaDecoder {
   // greedy next token; copies the vocab_size logits into `logits` when it is not null.
   int32_t step(int32_t token, int32_t position, float* logits = nullptr);
 
+  // True when prefill() can run this model (head_dim <= 128).
+  bool prefill_supported() const;
+  // Runs n tokens at positions position .. position + n - 1 (the cache must hold [0, position)) as
+  // one batch per chunk of up to 512 rows: every projection a cuBLAS product on the tensor cores
+  // (quantized weights dequantized to f16 tiles), causal attention over the cache (attention_rows).
+  // logits (host, optional): when all_logits, [n][vocab_size]; else the last token's [vocab_size].
+  // Returns the greedy token after the last one.
+  int32_t prefill(const int32_t* tokens, int64_t n, int32_t position, float* logits = nullptr,
+                  bool all_logits = false);
+
  private:
   struct State;
   std::unique_ptr<State> state_;

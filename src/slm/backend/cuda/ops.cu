@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 
@@ -14,6 +15,7 @@ namespace slm::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kArgmaxBlocks = 128;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -120,7 +122,60 @@ __global__ void store_kv_kernel(const float* k, const float* v, T* k_cache, T* v
   }
 }
 
-constexpr int kKeysPerSplit = 256;
+// Rows of [q heads | k heads | v heads] (head_dim values each; row t at position first + t, plus
+// *position when given): bias added, q and k heads rotated over their first 2 * half dimensions,
+// k and v heads written to the cache rows. One thread per pair of values.
+template <typename T>
+__global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, int n_heads, int n_kv_heads, int hd,
+                                int half, const int32_t* position, int64_t first, const float* inv_freq,
+                                bool interleaved, T* k_cache, T* v_cache, int64_t kv_stride, int64_t capacity) {
+  const int heads = n_heads + 2 * n_kv_heads, pairs = hd / 2;
+  const int64_t per_row = int64_t(heads) * pairs;
+  SLM_GRID_LOOP(k, n_rows * per_row) {
+    const int64_t t = k / per_row;
+    const int rem = int(k - t * per_row);
+    const int head = rem / pairs, i = rem - head * pairs;
+    const int64_t pos = (position != nullptr ? int64_t(*position) : 0) + first + t;
+    float* v = qkv + t * int64_t(heads) * hd + int64_t(head) * hd;
+    const bool is_v = head >= n_heads + n_kv_heads;
+    const bool rotate = !is_v && i < half;
+    int a = 2 * i, b = 2 * i + 1;  // v heads and the dimensions past the rotated ones
+    if (rotate) {
+      a = interleaved ? 2 * i : i;
+      b = interleaved ? 2 * i + 1 : i + half;
+    }
+    float x0 = v[a], x1 = v[b];
+    if (bias != nullptr) {
+      x0 += bias[head * hd + a];
+      x1 += bias[head * hd + b];
+    }
+    if (rotate) {
+      double sin_v, cos_v;
+      sincos(double(pos) * double(inv_freq[i]), &sin_v, &cos_v);
+      const float c = float(cos_v), s = float(sin_v);
+      const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+      x0 = r0;
+      x1 = r1;
+    }
+    v[a] = x0;
+    v[b] = x1;
+    if (head >= n_heads && pos >= 0 && pos < capacity) {
+      T* cache = (is_v ? v_cache : k_cache) + pos * kv_stride + int64_t(head - n_heads - (is_v ? n_kv_heads : 0)) * hd;
+      cache[a] = from_float<T>(x0);
+      cache[b] = from_float<T>(x1);
+    }
+  }
+}
+
+__global__ void silu_mul_rows_kernel(const float* gate_up, int64_t n_rows, int64_t n, float* out) {
+  SLM_GRID_LOOP(k, n_rows * n) {
+    const int64_t t = k / n, i = k - t * n;
+    const float g = gate_up[t * 2 * n + i];
+    out[k] = g / (1.0f + expf(-g)) * gate_up[t * 2 * n + n + i];
+  }
+}
+
+constexpr int kKeysPerSplit = 128;  // keys of one block of attention_decode (= its threads)
 constexpr int kAttentionThreads = 128;
 
 // Block (head, split): scores of the keys [split * 256, ...) within [start, position], their maximum m,
@@ -185,6 +240,97 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(
   }
 }
 
+// Four values of a cache row as floats (16 bytes of f32, 8 of f16; the caller keeps them aligned).
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __half* p) {
+  const uint2 bits = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+// The same split as attention_split_kernel with every load in flight at once (head_dim and kv_stride
+// multiples of 4): thread j scores key j of the split alone (its row in 16-byte pieces against q in
+// shared memory), then the threads split as (key group, 4 dimensions) for the weighted sum of values,
+// and the key groups are added in shared memory.
+template <typename T>
+__global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
+    const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, const int32_t* position, int64_t capacity,
+    int64_t n_splits, AttentionShape shape, float* partial, float* stats) {
+  __shared__ float probs[kKeysPerSplit];
+  __shared__ float reduce[32];
+  extern __shared__ float shared[];  // q [head_dim], then the key groups' sums [groups][head_dim]
+  const int hd = int(shape.head_dim);
+  const int64_t head = blockIdx.x, split = blockIdx.y;
+  const int64_t kv_col = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
+  const int64_t pos = *position;
+  const int64_t start = shape.sliding_window > 0 ? max(int64_t(0), pos - shape.sliding_window + 1) : 0;
+  const int64_t first = max(start, split * kKeysPerSplit);
+  const int64_t last = min(pos, split * kKeysPerSplit + kKeysPerSplit - 1);
+  float* out = partial + (head * n_splits + split) * hd;
+  float* stat = stats + (head * n_splits + split) * 2;
+  const int tid = int(threadIdx.x);
+  if (first > last || pos >= capacity) {
+    for (int d = tid; d < hd; d += blockDim.x) out[d] = 0.0f;
+    if (tid == 0) {
+      stat[0] = -INFINITY;
+      stat[1] = 0.0f;
+    }
+    return;
+  }
+  float* q_shared = shared;
+  float* sums = shared + hd;
+  for (int d = tid; d < hd; d += blockDim.x) q_shared[d] = q[head * hd + d];
+  __syncthreads();
+  const int n_keys = int(last - first + 1);
+  float score = -INFINITY;
+  if (tid < n_keys) {
+    const T* key = k_cache + (first + tid) * kv_stride + kv_col;
+    float a = 0.0f, b = 0.0f;
+    for (int d = 0; d < hd; d += 8) {
+      const float4 k0 = load4(key + d);
+      const float4 q0 = *reinterpret_cast<const float4*>(q_shared + d);
+      a = fmaf(q0.x, k0.x, fmaf(q0.y, k0.y, fmaf(q0.z, k0.z, fmaf(q0.w, k0.w, a))));
+      if (d + 4 < hd) {
+        const float4 k1 = load4(key + d + 4);
+        const float4 q1 = *reinterpret_cast<const float4*>(q_shared + d + 4);
+        b = fmaf(q1.x, k1.x, fmaf(q1.y, k1.y, fmaf(q1.z, k1.z, fmaf(q1.w, k1.w, b))));
+      }
+    }
+    score = (a + b) * shape.scale;
+  }
+  const float m = block_reduce<true>(score, reduce);
+  const float p = tid < n_keys ? expf(score - m) : 0.0f;
+  probs[tid] = p;
+  const float l = block_reduce<false>(p, reduce);  // its barriers also publish probs[]
+  const int quads = hd / 4, groups = int(blockDim.x) / quads;
+  const int g = tid / quads, c = tid - g * quads;
+  if (g < groups) {
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const T* value = v_cache + first * kv_stride + kv_col + 4 * c;
+#pragma unroll 4
+    for (int j = g; j < n_keys; j += groups) {
+      const float4 v = load4(value + j * kv_stride);
+      const float w = probs[j];
+      acc.x = fmaf(w, v.x, acc.x);
+      acc.y = fmaf(w, v.y, acc.y);
+      acc.z = fmaf(w, v.z, acc.z);
+      acc.w = fmaf(w, v.w, acc.w);
+    }
+    *reinterpret_cast<float4*>(sums + g * hd + 4 * c) = acc;
+  }
+  __syncthreads();
+  for (int d = tid; d < hd; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int gg = 0; gg < groups; ++gg) acc += sums[gg * hd + d];
+    out[d] = acc;
+  }
+  if (tid == 0) {
+    stat[0] = m;
+    stat[1] = l;
+  }
+}
+
 // out[head] = sum_s exp(m_s - M) partial_s / sum_s exp(m_s - M) l_s.
 __global__ void attention_merge_kernel(const float* partial, const float* stats, int64_t n_splits, int64_t hd,
                                        float* out) {
@@ -242,6 +388,71 @@ __global__ void argmax_kernel(const float* x, int64_t n, int32_t* index) {
       }
     }
     *index = best_index == INT64_MAX ? -1 : int32_t(best_index);
+  }
+}
+
+// Many blocks: each writes its (value, index) to scratch, and the block that finishes last (a ticket
+// counter in scratch, reset by that block) combines them, with the same rules as argmax_kernel.
+struct ArgmaxScratch {
+  float values[kArgmaxBlocks];
+  int32_t indices[kArgmaxBlocks];
+  unsigned int done;
+};
+
+__device__ __forceinline__ void better(float& best, int64_t& best_index, float v, int64_t i) {
+  if (v > best || (v == best && i < best_index)) {
+    best = v;
+    best_index = i;
+  }
+}
+
+__global__ void argmax_blocks_kernel(const float* x, int64_t n, int32_t* index, ArgmaxScratch* scratch) {
+  __shared__ float values[32];
+  __shared__ int64_t indices[32];
+  __shared__ bool last;
+  float best = -INFINITY;
+  int64_t best_index = INT64_MAX;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    better(best, best_index, x[i], i);
+  }
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, n_warps = int(blockDim.x) >> 5;
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    better(best, best_index, __shfl_xor_sync(0xffffffffu, best, offset), __shfl_xor_sync(0xffffffffu, best_index, offset));
+  }
+  if (lane == 0) {
+    values[warp] = best;
+    indices[warp] = best_index;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < n_warps; ++w) better(best, best_index, values[w], indices[w]);
+    scratch->values[blockIdx.x] = best;
+    scratch->indices[blockIdx.x] = best_index == INT64_MAX ? -1 : int32_t(best_index);
+    __threadfence();
+    last = atomicAdd(&scratch->done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  best = -INFINITY;
+  best_index = INT64_MAX;
+  for (int b = int(threadIdx.x); b < int(gridDim.x); b += int(blockDim.x)) {
+    const int32_t i = __ldcg(&scratch->indices[b]);
+    if (i >= 0) better(best, best_index, __ldcg(&scratch->values[b]), i);
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    better(best, best_index, __shfl_xor_sync(0xffffffffu, best, offset), __shfl_xor_sync(0xffffffffu, best_index, offset));
+  }
+  __syncthreads();
+  if (lane == 0) {
+    values[warp] = best;
+    indices[warp] = best_index;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < n_warps; ++w) better(best, best_index, values[w], indices[w]);
+    *index = best_index == INT64_MAX ? -1 : int32_t(best_index);
+    scratch->done = 0;
   }
 }
 
@@ -318,6 +529,37 @@ void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DTyp
   detail::check_launch("store_kv");
 }
 
+void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+              int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
+              bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
+              Stream stream) {
+  require(kv_type == DType::F32 || kv_type == DType::F16, "qkv_rows: expected an f32 or f16 cache");
+  require(head_dim > 0 && head_dim % 2 == 0, "qkv_rows: expected an even head_dim");
+  require(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim, "qkv_rows: expected an even rope_dim <= head_dim");
+  require(n_heads > 0 && n_kv_heads > 0 && n_heads + 2 * n_kv_heads <= 0x7fffffff / head_dim, "qkv_rows: bad head counts");
+  require(kv_stride >= n_kv_heads * head_dim, "qkv_rows: kv_stride shorter than a cache row");
+  if (n_rows <= 0) return;
+  require(qkv != nullptr && inv_freq != nullptr && k_cache != nullptr && v_cache != nullptr, "qkv_rows: null pointer");
+  const int64_t total = n_rows * (n_heads + 2 * n_kv_heads) * (head_dim / 2);
+  if (kv_type == DType::F32) {
+    qkv_rows_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
+        qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
+        inv_freq, interleaved, static_cast<float*>(k_cache), static_cast<float*>(v_cache), kv_stride, capacity);
+  } else {
+    qkv_rows_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
+        qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
+        inv_freq, interleaved, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache), kv_stride, capacity);
+  }
+  detail::check_launch("qkv_rows");
+}
+
+void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream) {
+  if (n_rows <= 0 || n <= 0) return;
+  require(gate_up != nullptr && out != nullptr, "silu_mul_rows: null pointer");
+  silu_mul_rows_kernel<<<grid_for(n_rows * n), kThreads, 0, stream>>>(gate_up, n_rows, n, out);
+  detail::check_launch("silu_mul_rows");
+}
+
 size_t attention_scratch_floats(const AttentionShape& shape, int64_t capacity) {
   const int64_t n_splits = (capacity + kKeysPerSplit - 1) / kKeysPerSplit;
   return size_t(shape.n_heads * n_splits * (shape.head_dim + 2));
@@ -341,7 +583,20 @@ void attention_decode(const float* q, const void* k_cache, const void* v_cache, 
   float* stats = scratch + shape.n_heads * n_splits * shape.head_dim;
   const dim3 grid(unsigned(shape.n_heads), unsigned(n_splits));
   const size_t q_bytes = size_t(shape.head_dim) * sizeof(float);
-  if (kv_type == DType::F32) {
+  const bool vec = shape.head_dim % 4 == 0 && shape.head_dim <= 4 * kKeysPerSplit && kv_stride % 4 == 0;
+  if (vec) {
+    const int groups = kKeysPerSplit / int(shape.head_dim / 4);
+    const size_t bytes = q_bytes * size_t(1 + groups);  // at most 4 KB
+    if (kv_type == DType::F32) {
+      attention_split_vec_kernel<float><<<grid, kKeysPerSplit, bytes, stream>>>(
+          q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), kv_stride, position, capacity,
+          n_splits, shape, partial, stats);
+    } else {
+      attention_split_vec_kernel<__half><<<grid, kKeysPerSplit, bytes, stream>>>(
+          q, static_cast<const __half*>(k_cache), static_cast<const __half*>(v_cache), kv_stride, position, capacity,
+          n_splits, shape, partial, stats);
+    }
+  } else if (kv_type == DType::F32) {
     attention_split_kernel<float><<<grid, kAttentionThreads, q_bytes, stream>>>(
         q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), kv_stride, position, capacity,
         n_splits, shape, partial, stats);
@@ -359,6 +614,16 @@ void argmax(const float* x, int64_t n, int32_t* index, Stream stream) {
   require(n > 0 && n <= 0x7fffffff, "argmax: expected 0 < n < 2^31");
   require(x != nullptr && index != nullptr, "argmax: null pointer");
   argmax_kernel<<<1, 1024, 0, stream>>>(x, n, index);
+  detail::check_launch("argmax");
+}
+
+size_t argmax_scratch_bytes() { return sizeof(ArgmaxScratch); }
+
+void argmax(const float* x, int64_t n, int32_t* index, void* scratch, Stream stream) {
+  require(n > 0 && n <= 0x7fffffff, "argmax: expected 0 < n < 2^31");
+  require(x != nullptr && index != nullptr && scratch != nullptr, "argmax: null pointer");
+  const int blocks = int(std::min<int64_t>(kArgmaxBlocks, (n + 2047) / 2048));
+  argmax_blocks_kernel<<<blocks, 256, 0, stream>>>(x, n, index, static_cast<ArgmaxScratch*>(scratch));
   detail::check_launch("argmax");
 }
 
