@@ -325,8 +325,6 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxOpti
     set_limit(RLIMIT_AS, options.memory_bytes);
     set_limit(RLIMIT_FSIZE, options.file_bytes);
     set_limit(RLIMIT_NOFILE, options.open_files);
-    // The process count is per user: nobody's other processes would count too (the filter blocks forks).
-    if (!rep.nobody) set_limit(RLIMIT_NPROC, options.processes);
     set_limit(RLIMIT_CORE, 0);
     if (options.filter_syscalls && kAuditArch != 0) {
       if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program_filter) == 0) {
@@ -335,6 +333,9 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxOpti
         rep.seccomp_errno = errno;
       }
     }
+    // Without the filter, the process limit is the barrier to new processes (it also stops threads,
+    // and binds no root). It counts every process of the user, so not after the switch to nobody.
+    if (!rep.seccomp && !rep.nobody) set_limit(RLIMIT_NPROC, options.processes);
     (void)!write(report[1], &rep, sizeof rep);
     char* const envp[] = {const_cast<char*>("PATH=/usr/local/bin:/usr/bin:/bin"), const_cast<char*>(home_env.c_str()),
                           const_cast<char*>(tmp_env.c_str()), const_cast<char*>("LANG=C.UTF-8"), nullptr};

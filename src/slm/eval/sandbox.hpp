@@ -19,7 +19,7 @@ struct SandboxOptions {
   int64_t memory_bytes = int64_t(1) << 31;  // RLIMIT_AS
   int64_t file_bytes = int64_t(16) << 20;   // RLIMIT_FSIZE
   int64_t open_files = 64;               // RLIMIT_NOFILE
-  int64_t processes = 1;                 // RLIMIT_NPROC (only without the uid change; seccomp blocks forks)
+  int64_t processes = 1;                 // RLIMIT_NPROC, only where the filter and the uid change are not in force
   bool isolate_network = true;           // a new network namespace
   bool isolate_filesystem = true;        // a new mount namespace, read-only but the work folder
   bool filter_syscalls = true;           // the seccomp filter
