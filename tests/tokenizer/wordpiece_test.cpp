@@ -3,6 +3,9 @@
 // tools/ref/make_encoder_fixtures.py, uncased and cased; the GGUF form llama.cpp writes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -109,6 +112,20 @@ TEST(WordPiece, RejectsOtherModels) {
   }
   EXPECT_THROW(WordPieceTokenizer::from_tokenizer_json(dir.string()), Error);
   fs::remove_all(dir);
+}
+
+// Linear time: a megabyte of text full of added tokens and long words encodes quickly.
+TEST(WordPiece, LargeInputIsLinear) {
+  const auto tok = WordPieceTokenizer::from_tokenizer_json(kData + "/models/bert_tiny");
+  std::string text;
+  while (text.size() < (1u << 20)) text += "hello [MASK] world, caf\xC3\xA9 " + std::string(150, 'x') + " [SEP]the quick fox ";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto ids = tok.encode(text, false);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(ids.size(), 50000u);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.token_id("[MASK]")), std::count(ids.begin(), ids.end(), tok.token_id("[SEP]")));
+  EXPECT_LT(s, 10.0) << "1 MB took " << s << " s";
+  std::printf("[ speed    ] wordpiece: %.2f MB in %.3f s (%zu tokens)\n", double(text.size()) / 1e6, s, ids.size());
 }
 
 // The GGUF layout of llama.cpp's converter: "▁" before word-initial pieces, none on continuations,

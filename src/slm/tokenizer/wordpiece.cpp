@@ -277,20 +277,27 @@ void WordPieceTokenizer::encode_text(std::string_view text, std::vector<int32_t>
 
 std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_special, size_t max_length) const {
   std::vector<int32_t> body;
-  // Split at the earliest (then longest) occurrence of an added token.
+  // Split at the earliest (then longest) occurrence of an added token. Each token's next occurrence
+  // is remembered, so the text is scanned once per token, not once per match.
+  std::vector<size_t> next(data_.added_ids.size(), 0);
+  std::vector<bool> known(data_.added_ids.size(), false);
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t best = std::string_view::npos, best_len = 0;
     int32_t best_id = -1;
-    for (int32_t id : data_.added_ids) {
-      const std::string& t = data_.tokens[size_t(id)];
+    for (size_t k = 0; k < data_.added_ids.size(); ++k) {
+      const std::string& t = data_.tokens[size_t(data_.added_ids[k])];
       if (t.empty()) continue;
-      const size_t at = text.find(t, pos);
+      if (!known[k] || (next[k] != std::string_view::npos && next[k] < pos)) {
+        next[k] = text.find(t, pos);
+        known[k] = true;
+      }
+      const size_t at = next[k];
       if (at == std::string_view::npos) continue;
       if (at < best || (at == best && t.size() > best_len)) {
         best = at;
         best_len = t.size();
-        best_id = id;
+        best_id = data_.added_ids[k];
       }
     }
     if (best_id < 0) {
