@@ -10,7 +10,10 @@
 // list and each level is measured in turn.
 //
 //   router_load [--requests N] [--concurrency C[,C...]] [--stream] [--database PATH]
-//               [--http [--phases K] [--shared]]
+//               [--http [--phases K]] [--shared]
+//
+// --shared: limits and budgets counted in the SQLite database (accounting.shared), as replicas
+// would share them.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -275,6 +278,7 @@ double load_average() {
 
 int run_http(const std::string& url, int upstream_port, slm::router::RouterConfig config, int requests,
              const std::vector<int>& levels, int phases, bool stream) {
+  const bool shared = config.shared;
   auto router = std::make_shared<slm::router::Router>(std::move(config));
   slm::server::HttpOptions options;
   options.host = "127.0.0.1";
@@ -291,8 +295,9 @@ int run_http(const std::string& url, int upstream_port, slm::router::RouterConfi
   Side direct{"direct", tcp::endpoint(loopback, uint16_t(upstream_port)), "/v1/chat/completions", {}, {}};
   Side routed{"router", tcp::endpoint(loopback, front_port), "/v1/chat/completions", {}, {}};
   std::printf("router load over HTTP: %d requests per side per level, %d phases per side (alternating), %s; "
-              "fake upstream, HTTP front, router and client on one thread each; load average %.2f\n",
-              requests, phases, stream ? "streamed" : "non-streamed", load_average());
+              "%s; fake upstream, HTTP front, router and client on one thread each; load average %.2f\n",
+              requests, phases, stream ? "streamed" : "non-streamed", shared ? "limits shared in SQLite" : "limits in memory",
+              load_average());
   std::printf("%8s %10s %10s %9s %9s %9s %9s %9s %9s %6s\n", "clients", "direct/s", "router/s", "d p50", "d p99", "r p50", "r p99",
               "add p50", "add p99", "errors");
   int64_t total = 0;
@@ -337,7 +342,7 @@ int run_http(const std::string& url, int upstream_port, slm::router::RouterConfi
 int main(int argc, char** argv) {
   int requests = 20000, phases = 10;
   std::vector<int> levels{16};
-  bool stream = false, http_front = false;
+  bool stream = false, http_front = false, shared = false;
   std::string database = (std::filesystem::temp_directory_path() / ("router_load_" + std::to_string(::getpid()) + ".db")).string();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -352,10 +357,11 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--stream") stream = true;
     else if (a == "--http") http_front = true;
+    else if (a == "--shared") shared = true;
     else if (a == "--phases" && i + 1 < argc) phases = std::max(1, std::stoi(argv[++i]));
     else if (a == "--database" && i + 1 < argc) database = argv[++i];
     else {
-      std::fprintf(stderr, "usage: router_load [--requests N] [--concurrency C[,C...]] [--stream] [--database PATH] [--http [--phases K]]\n");
+      std::fprintf(stderr, "usage: router_load [--requests N] [--concurrency C[,C...]] [--stream] [--database PATH] [--http [--phases K]] [--shared]\n");
       return 2;
     }
   }
@@ -381,6 +387,7 @@ int main(int argc, char** argv) {
                              "limits:\n  keys:\n    default: {requests_per_minute: 100000000, tokens_per_minute: 1000000000}\n";
     slm::router::RouterConfig config = slm::router::parse_config(yaml, "bench.yaml");
     config.database = database;
+    config.shared = shared;  // limits and spend counted in the database, as replicas share them
     if (http_front) {
       status = run_http(url, port, std::move(config), requests, levels, phases, stream);
     } else {
