@@ -281,6 +281,7 @@ Command add_eval(CLI::App& app) {
             }
             std::unique_ptr<eval::Backend> backend;
             std::string described;
+            std::string backend_api_key;
             if (!a->endpoint.empty()) {
               eval::EndpointOptions eo;
               eo.url = a->endpoint;
@@ -292,6 +293,7 @@ Command add_eval(CLI::App& app) {
                 const char* key = std::getenv(a->api_key_env.c_str());
                 if (!key || !*key) fail(ErrorKind::invalid_argument, "--api-key-env: ${} is not set", a->api_key_env);
                 eo.api_key = key;
+                backend_api_key = key;
               }
               backend = eval::make_endpoint_backend(eo);
               described = a->endpoint;
@@ -303,8 +305,15 @@ Command add_eval(CLI::App& app) {
               described = resolve_model_path(a->model);
               backend = eval::make_local_backend(load_model(a->model), lo, model_identity(described));
             }
+            // An endpoint that is an slm router: its stats before and after tell which tiers answered.
+            nlohmann::json stats_before;
+            if (!a->endpoint.empty()) stats_before = eval::fetch_router_stats(a->endpoint, backend_api_key);
             ProgressBar bar(count_requests(o), !a->quiet);
             nlohmann::json report = eval::run_task(*backend, o, [&bar](size_t done) { bar.update(done); });
+            if (!stats_before.is_null()) {
+              const nlohmann::json stats_after = eval::fetch_router_stats(a->endpoint, backend_api_key);
+              if (!stats_after.is_null()) report["routing"] = eval::routing_from_stats(stats_before, stats_after);
+            }
             report["model"] = described;
             if (report.contains("cache")) {
               const auto& c = report.at("cache");

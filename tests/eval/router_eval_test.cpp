@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../server/server_process.hpp"
 #include "slm/eval/router_eval.hpp"
 #include "slm/util/error.hpp"
 
@@ -156,4 +157,31 @@ TEST(RouterEval, SweepOnTheDemoRouterEndToEnd) {
     EXPECT_EQ(second.at("points")[i].at("cache").at("computed"), 0);
   }
   fs::remove_all(dir);
+}
+
+TEST(RouterEval, ThroughAnEndpointThatIsARouter) {
+  // `slm serve --config`: the tiers that answered and their cost come from the router's stats.
+  slm_test::ServerProcess server({"--config", demo_router()});
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
+  const fs::path out = fs::temp_directory_path() / ("slm_router_endpoint_" + std::to_string(::getpid()) + ".json");
+  const std::string data = std::string(SLM_TEST_DATA) + "/eval/router_custom.jsonl";
+  const CliRun r = run("--task custom --data " + data + " --endpoint " + url + " --endpoint-model auto --max-tokens 3 -o " +
+                       out.string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const json report = json::parse(slurp(out));
+  fs::remove(out);
+  ASSERT_TRUE(report.contains("routing")) << report.dump();
+  const json& routing = report.at("routing");
+  EXPECT_EQ(routing.at("requests"), 6);
+  EXPECT_EQ(routing.at("tiers").at("workhorse"), 2);  // the two long prompts
+  EXPECT_EQ(routing.at("tiers").at("small"), 4);
+  EXPECT_GT(routing.at("cost_usd").get<double>(), 0.0);
+  // A plain model server has no router stats: no routing in the report.
+  EXPECT_TRUE(fetch_router_stats("http://127.0.0.1:1/v1", "").is_null());
+  const json before = {{"tiers", {{"small", {{"requests", 2}, {"cost_usd", 1.0}}}}}};
+  const json after = {{"tiers", {{"small", {{"requests", 5}, {"cost_usd", 4.0}}}, {"big", {{"requests", 1}, {"cost_usd", 2.0}}}}}};
+  const json diff = routing_from_stats(before, after);
+  EXPECT_EQ(diff.at("requests"), 4);
+  EXPECT_DOUBLE_EQ(diff.at("tier_share").at("small").get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(diff.at("cost_usd_per_request").get<double>(), 5.0 / 4);
 }

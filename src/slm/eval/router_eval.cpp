@@ -1,5 +1,9 @@
 #include "slm/eval/router_eval.hpp"
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <sqlite3.h>
 #include <yaml-cpp/yaml.h>
 
@@ -16,6 +20,7 @@
 #include "slm/eval/cache.hpp"
 #include "slm/eval/plot.hpp"
 #include "slm/router/answer.hpp"
+#include "slm/router/upstream.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm::eval {
@@ -365,6 +370,61 @@ json run_router_evaluation(const RouterEvalOptions& o, const TaskOptions& task, 
   summary["quality_metric"] = quality;
   summary["total_evaluation_time_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
+}
+
+json fetch_router_stats(const std::string& base_url, const std::string& api_key, double timeout_s) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  try {
+    const router::Url url = router::Url::parse(base_url);
+    if (url.tls) return nullptr;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::milliseconds(int64_t(timeout_s * 1000)));
+    stream.connect(resolver.resolve(url.host, url.port.empty() ? "80" : url.port));
+    http::request<http::empty_body> req(http::verb::get, url.base_path + "/router/stats", 11);
+    req.set(http::field::host, url.host);
+    if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    beast::error_code ec;
+    stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+    if (res.result_int() != 200) return nullptr;
+    json body = json::parse(res.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object() || body.value("object", "") != "router.stats" || !body.contains("tiers")) {
+      return nullptr;
+    }
+    return body;
+  } catch (const std::exception&) {
+    return nullptr;  // not a router, or not reachable this way
+  }
+}
+
+json routing_from_stats(const json& before, const json& after) {
+  json out = {{"requests", int64_t(0)}, {"tiers", json::object()}, {"cost_usd", 0.0}, {"input_tokens", int64_t(0)},
+              {"output_tokens", int64_t(0)}, {"escalations", int64_t(0)}};
+  if (!after.is_object() || !after.contains("tiers")) return out;
+  const json none = json::object();
+  for (const auto& [tier, t] : after.at("tiers").items()) {
+    const json& b = before.is_object() && before.contains("tiers") && before.at("tiers").contains(tier) ? before.at("tiers").at(tier) : none;
+    const int64_t requests = t.value("requests", int64_t(0)) - b.value("requests", int64_t(0));
+    if (requests <= 0) continue;
+    out["tiers"][tier] = requests;
+    out["requests"] = out["requests"].get<int64_t>() + requests;
+    out["cost_usd"] = out["cost_usd"].get<double>() + t.value("cost_usd", 0.0) - b.value("cost_usd", 0.0);
+    for (const char* key : {"input_tokens", "output_tokens", "escalations"}) {
+      out[key] = out[key].get<int64_t>() + t.value(key, int64_t(0)) - b.value(key, int64_t(0));
+    }
+  }
+  const double n = double(std::max<int64_t>(1, out["requests"].get<int64_t>()));
+  json shares = json::object();
+  for (const auto& [tier, count] : out["tiers"].items()) shares[tier] = count.get<double>() / n;
+  out["tier_share"] = shares;
+  out["cost_usd_per_request"] = out["cost_usd"].get<double>() / n;
+  return out;
 }
 
 namespace {

@@ -73,6 +73,13 @@ nlohmann::json run_router_evaluation(const RouterEvalOptions& options, const Tas
                                      const router::RouterOptions& router_options,
                                      const std::function<Progress(const std::string&)>& progress_for = {});
 
+// An endpoint that is an slm router (`slm serve --config`): its GET /router/stats (per tier requests,
+// cost, tokens), or null when the endpoint has none or is not plain HTTP.
+nlohmann::json fetch_router_stats(const std::string& base_url, const std::string& api_key, double timeout_s = 10);
+// What the requests between two stats snapshots cost and where they went: the "routing" object of a
+// report (requests, tiers, tier_share, cost_usd, cost_usd_per_request, tokens, escalations).
+nlohmann::json routing_from_stats(const nlohmann::json& before, const nlohmann::json& after);
+
 // Writes router_eval.json, quality_cost.svg, quality_cost.png and report.html into `dir`
 // (created when missing); returns the table printed for people.
 std::string write_router_report(const nlohmann::json& summary, const std::string& dir);
