@@ -369,13 +369,23 @@ void gemv_tile(const uint8_t* const* rows, size_t row_bytes, size_t ahead, const
           _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T0);
         }
       }
-      float dv[G::kScales], mv[G::kScales];
+      alignas(32) float dv[G::kScales], mv[G::kScales];
       G::scales(block, dv, mv);
       const int64_t i0 = b * G::kScales;
-      for (int i = 0; i < G::kScales; ++i) {
-        const float mi = kXor ? mv[i] - 128.0f * dv[i] : mv[i];
-        mtail += mi * a.sa[i0 + i];
-        d[i0 + i] = dv[i] * a.da[i0 + i];
+      if constexpr (G::kScales % 8 == 0) {  // the 256-element formats: 8 or 16 scales, in vectors
+        for (int i = 0; i < G::kScales; i += 8) {
+          const __m256 dvec = _mm256_load_ps(dv + i);
+          __m256 mvec = _mm256_load_ps(mv + i);
+          if constexpr (kXor) mvec = _mm256_fmadd_ps(dvec, _mm256_set1_ps(-128.0f), mvec);
+          macc = _mm256_fmadd_ps(mvec, _mm256_loadu_ps(a.sa + i0 + i), macc);
+          _mm256_storeu_ps(d + i0 + i, _mm256_mul_ps(dvec, _mm256_loadu_ps(a.da + i0 + i)));
+        }
+      } else {
+        for (int i = 0; i < G::kScales; ++i) {
+          const float mi = kXor ? mv[i] - 128.0f * dv[i] : mv[i];
+          mtail += mi * a.sa[i0 + i];
+          d[i0 + i] = dv[i] * a.da[i0 + i];
+        }
       }
     }
     minimum[r] = hsum(macc) + mtail;
