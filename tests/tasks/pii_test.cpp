@@ -184,3 +184,43 @@ TEST(Operators, AllFour) {
   EXPECT_EQ(parse_operator("mask"), RedactOperator::mask);
   EXPECT_THROW(parse_operator("shred"), slm::Error);
 }
+
+namespace slm::tasks {
+namespace {
+
+// After overlap resolution, the one finding covering `needle` (code points), or "" when none does.
+std::string resolved_type_of(const std::string& text, const std::string& needle) {
+  const size_t at = text.find(needle);
+  EXPECT_NE(at, std::string::npos) << needle;
+  const auto idx = code_point_index(text);
+  const int64_t s = idx[at], e = idx[at + needle.size()];
+  for (const auto& f : resolve_overlaps(detect_rules(text))) {
+    if (f.start == s && f.end == e) return f.type;
+    if (f.start < e && s < f.end) return f.type + " (partial)";
+  }
+  return "";
+}
+
+// Formats and look-alikes the labelled corpus (tests/data/pii) brought up.
+TEST(Detect, CorpusFormatsAndLookAlikes) {
+  EXPECT_EQ(resolved_type_of("Der Termin ist am 19.08.2026.", "19.08.2026"), "DATE_TIME");
+  EXPECT_EQ(resolved_type_of("Geboren am 5. März 1958.", "5. März 1958"), "DATE_TIME");
+  EXPECT_EQ(resolved_type_of("Né le 6 juillet 1990.", "6 juillet 1990"), "DATE_TIME");
+  EXPECT_EQ(resolved_type_of("Nacido el 28 de abril de 1991.", "28 de abril de 1991"), "DATE_TIME");
+  EXPECT_EQ(resolved_type_of("Tél. : +33 6 34 78 61 22", "+33 6 34 78 61 22"), "PHONE");
+  EXPECT_EQ(resolved_type_of("Anna,https://shop.example/u/12,666-14-0476", "https://shop.example/u/12"), "URL");
+  // Look-alikes that are none of the rule types.
+  EXPECT_EQ(resolved_type_of("Reference 000-82-3079 (invalid SSN).", "000-82-3079"), "");
+  EXPECT_EQ(resolved_type_of("Reference 949 11 9251 (invalid SSN).", "949 11 9251"), "");
+  EXPECT_EQ(resolved_type_of("Reference 550.66.126.203 here.", "550.66.126.203"), "");
+  // Digit groups inside an IBAN whose check digits fail, and inside an ISBN.
+  EXPECT_EQ(resolved_type_of("Ref FR09 1672 9715 1092 6428 99 ok", "1672 9715 1092 6428"), "");
+  EXPECT_EQ(resolved_type_of("Ref NL74 ABNA 8214 5862 84 ok", "8214 5862 84"), "");
+  EXPECT_EQ(resolved_type_of("ISBN 978-7-21-889948-5 is a book", "978-7-21-889948-5"), "");
+  // A valid card and a valid IBAN are still found whole.
+  EXPECT_EQ(resolved_type_of("Card 4111-1111-1111-1111 ok", "4111-1111-1111-1111"), "CREDIT_CARD");
+  EXPECT_EQ(resolved_type_of("IBAN DE89 3704 0044 0532 0130 00 ok", "DE89 3704 0044 0532 0130 00"), "IBAN");
+}
+
+}  // namespace
+}  // namespace slm::tasks

@@ -81,6 +81,20 @@ struct Raw {
 
 // --- detectors -------------------------------------------------------------------------------
 
+// Tokens shaped like an IBAN (checksum or not) or an ISBN: digit groups inside them are account or
+// book numbers, never phone or card numbers of their own.
+bool inside_account_or_isbn(std::string_view text, size_t b, size_t e) {
+  static const Pattern shapes(
+      R"((?<![\w])(?:[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?|ISBN(?:-1[03])?:? ?[0-9][0-9 -]{8,16}[0-9X])(?![\w]))");
+  // Only the neighbourhood of the candidate can hold such a token (at most 34 characters long).
+  const size_t from = b > 48 ? b - 48 : 0;
+  const size_t to = std::min(text.size(), e + 48);
+  for (auto [sb, se] : shapes.find_all(text.substr(from, to - from))) {
+    if (from + sb <= b && e <= from + se) return true;
+  }
+  return false;
+}
+
 void detect_email(std::string_view text, std::vector<Raw>& out) {
   static const Pattern p(
       R"((?<![\w.%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]))");
@@ -90,6 +104,8 @@ void detect_email(std::string_view text, std::vector<Raw>& out) {
 void detect_url(std::string_view text, std::vector<Raw>& out) {
   static const Pattern p(R"((?<![\w@])(?:https?://|ftp://|www\.)[^\s<>"'`]+)");
   for (auto [b, e] : p.find_all(text)) {
+    // A comma ends a URL: in lists and CSV rows the next item follows it directly.
+    if (const size_t comma = text.substr(b, e - b).find(','); comma != std::string_view::npos) e = b + comma;
     // Sentence punctuation and closing brackets right after a URL are rarely part of it.
     while (e > b && std::string_view(".,;:!?)]}'\"").find(text[e - 1]) != std::string_view::npos) {
       if (text[e - 1] == ')' && std::count(text.begin() + std::ptrdiff_t(b), text.begin() + std::ptrdiff_t(e), '(') > 0) break;
@@ -120,6 +136,7 @@ void detect_credit_card(std::string_view text, std::vector<Raw>& out) {
   for (auto [b, e] : p.find_all(text)) {
     const std::string digits = keep_alnum(text.substr(b, e - b));
     if (!luhn_valid(digits)) continue;
+    if (inside_account_or_isbn(text, b, e)) continue;
     // Issuer prefixes (Visa 4, Mastercard 51-55/2221-2720, Amex 34/37, Discover 6, Diners 36/38,
     // JCB 35) make a Luhn-valid number more likely to be a card.
     const char c0 = digits[0];
@@ -163,7 +180,10 @@ void detect_ssn(std::string_view text, std::vector<Raw>& out) {
 void detect_phone(std::string_view text, std::vector<Raw>& out) {
   // International: + country code, then groups; national: optional (area) then groups of 2..4.
   static const Pattern p(
-      R"((?<![\w+])(?:\+[1-9][0-9]{0,2}[ .-]?)?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{2,4}(?:[ .-]?[0-9]{2,4}){1,5}(?![\w]|[.-][0-9]))");
+      R"((?<![\w+])(?:\+[1-9][0-9]{0,2}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}|(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{2,4})(?:[ .-]?[0-9]{2,4}){1,5}(?![\w]|[.-][0-9]))");
+  // National look-alikes of other things: the US SSN shape (3-2-4 digits) and dotted quads.
+  static const Pattern ssn_shape(R"(^[0-9]{3}([- ])[0-9]{2}\1[0-9]{4}$)");
+  static const Pattern dotted_quad(R"(^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$)");
   for (auto [b, e] : p.find_all(text)) {
     std::string_view s = text.substr(b, e - b);
     const int digits = count_digits(s);
@@ -176,6 +196,8 @@ void detect_phone(std::string_view text, std::vector<Raw>& out) {
       // Bare digit runs are too often other numbers; national numbers need separators or a leading 0.
       if (digits < 7 || digits > 12) continue;
       if (!separated && s[0] != '0') continue;
+      if (!ssn_shape.find_all(s).empty() || !dotted_quad.find_all(s).empty()) continue;
+      if (inside_account_or_isbn(text, b, e)) continue;
       out.push_back({b, e, "PHONE", separated ? 0.6 : 0.4, "phone"});
     }
   }
@@ -208,13 +230,20 @@ void detect_date_time(std::string_view text, std::vector<Raw>& out) {
     const int a = std::stoi(s.substr(0, s1)), c = std::stoi(s.substr(s1 + 1, s2 - s1 - 1));
     int y = std::stoi(s.substr(s2 + 1));
     if (s.size() - s2 - 1 == 2) y += 2000;
-    if (valid_date(y, c, a) || valid_date(y, a, c)) out.push_back({b, e, "DATE_TIME", 0.6, "date"});
+    // With a four-digit year the shape is a date more often than a phone number ("19.08.2026").
+    const double score = s.size() - s2 - 1 == 4 ? 0.65 : 0.6;
+    if (valid_date(y, c, a) || valid_date(y, a, c)) out.push_back({b, e, "DATE_TIME", score, "date"});
   }
   // Month names: "March 5, 2024", "5 March 2024", "Mar 5th", "5th of March 2024".
   static const char* months =
-      R"((?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?))";
-  static const Pattern named((std::string(R"((?<![\w])(?:(?:[0-3]?[0-9])(?:st|nd|rd|th)?(?: of)? )" ) + months +
-                              R"(\.?(?:,? [0-9]{4})?|)" + months +
+      R"((?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+      R"(|Januar|Februar|März|Mai|Juni|Juli|Oktober|Dezember)"
+      R"(|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre)"
+      R"(|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre))";
+  // Day first (English "5th of March 2024", German "5. März 2024", French "5 mars 2024", Spanish
+  // "5 de marzo de 2024"), or month first ("March 5, 2024").
+  static const Pattern named((std::string(R"((?<![\w])(?:(?:[0-3]?[0-9])(?:st|nd|rd|th|\.)?(?: of| de)? )" ) + months +
+                              R"(\.?(?:(?:,? | de )[0-9]{4})?|)" + months +
                               R"(\.? [0-3]?[0-9](?:st|nd|rd|th)?(?:,? [0-9]{4})?)(?![\w]))")
                                  .c_str());
   for (auto [b, e] : named.find_all(text)) {
