@@ -10,7 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include "../server/server_process.hpp"
+#include "slm/eval/cache.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -178,4 +186,42 @@ TEST(EvalCli, PassAtKAndJudgeOnTheDemoModel) {
   EXPECT_NE(no_judge.out.find("judge"), std::string::npos) << no_judge.out;
   fs::remove(file);
   fs::remove(out);
+}
+
+TEST(EvalCli, KilledRunResumesFromTheCache) {
+  const fs::path dir = fs::temp_directory_path() / ("slm_eval_killed_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string cache = (dir / "cache.sqlite").string();
+  const std::string data_file = std::string(SLM_TEST_DATA) + "/eval/router_custom.jsonl";
+  // One sequence at a time, so results arrive one by one; killed (SIGKILL) once the first is stored.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, 1);
+    ::dup2(null_fd, 2);
+    ::execl(SLM_EXE, SLM_EXE, "eval", "-q", "--task", "custom", "--data", data_file.c_str(), "--max-tokens", "12", "-C", "1",
+            "--cache", cache.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int64_t stored = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (stored == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (fs::exists(cache)) stored = slm::eval::ResultCache(cache).size();
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const int64_t at_kill = slm::eval::ResultCache(cache).size();
+  ASSERT_GE(at_kill, 1);
+  GTEST_LOG_(INFO) << at_kill << " of 6 results stored when the run was killed";
+  const json resumed = eval_report("custom", "router_custom.jsonl", "--max-tokens 12 -C 1 --cache " + cache);
+  EXPECT_EQ(resumed.at("cache").at("reused"), at_kill);
+  EXPECT_EQ(resumed.at("cache").at("computed"), 6 - at_kill);
+  const json fresh = eval_report("custom", "router_custom.jsonl", "--max-tokens 12 -C 1");
+  EXPECT_EQ(resumed.at("results"), fresh.at("results"));
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(resumed.at("samples")[i].at("resps"), fresh.at("samples")[i].at("resps")) << i;
+  fs::remove_all(dir);
 }

@@ -167,7 +167,10 @@ std::vector<sock_filter> seccomp_program() {
       __NR_reboot, __NR_swapon, __NR_swapoff, __NR_open_by_handle_at, __NR_keyctl, __NR_add_key,
       __NR_request_key, __NR_userfaultfd,
 #ifdef __NR_open_tree
-      __NR_open_tree, __NR_move_mount, __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick, __NR_mount_setattr,
+      __NR_open_tree, __NR_move_mount, __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick,
+#endif
+#ifdef __NR_mount_setattr
+      __NR_mount_setattr,
 #endif
   };
   for (long nr : denied) {
