@@ -185,3 +185,31 @@ TEST(RouterEval, ThroughAnEndpointThatIsARouter) {
   EXPECT_DOUBLE_EQ(diff.at("tier_share").at("small").get<double>(), 0.75);
   EXPECT_DOUBLE_EQ(diff.at("cost_usd_per_request").get<double>(), 5.0 / 4);
 }
+
+TEST(RouterEval, CascadeThresholdSweep) {
+  // The cascade keeps the small tier's answer when its mean log-probability reaches the threshold:
+  // at -100 always, at 0 never (every request escalates and pays for both tiers).
+  const fs::path out = fs::temp_directory_path() / ("slm_router_cascade_" + std::to_string(::getpid()) + ".json");
+  const std::string config = std::string(SLM_TEST_DATA) + "/eval/router_cascade.yaml";
+  const std::string data = std::string(SLM_TEST_DATA) + "/eval/router_custom.jsonl";
+  const CliRun r = run("--task custom --data " + data + " --router " + config +
+                       " --sweep policies.cascade.min_mean_logprob=-100,-2,0 --no-baselines --max-tokens 3 -o " + out.string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const json summary = json::parse(slurp(out));
+  fs::remove(out);
+  ASSERT_EQ(summary.at("points").size(), 4u);  // as configured, then the three thresholds
+  const json& keep = point(summary, "min_mean_logprob=-100");
+  const json& middle = point(summary, "min_mean_logprob=-2");
+  const json& never = point(summary, "min_mean_logprob=0");
+  EXPECT_DOUBLE_EQ(share(keep, "small"), 1.0);
+  EXPECT_EQ(keep.at("routing").at("escalations"), 0);
+  EXPECT_DOUBLE_EQ(share(never, "workhorse"), 1.0);
+  EXPECT_EQ(never.at("routing").at("escalations"), 6);
+  EXPECT_GE(share(middle, "workhorse"), 0.0);
+  EXPECT_LE(share(middle, "workhorse"), 1.0);
+  EXPECT_EQ(middle.at("routing").at("escalations").get<double>(), share(middle, "workhorse") * 6);
+  const auto cost = [](const json& p) { return p.at("routing").at("cost_usd_per_request").get<double>(); };
+  EXPECT_LE(cost(keep), cost(middle));
+  EXPECT_LE(cost(middle), cost(never));
+  EXPECT_GT(cost(never), 5 * cost(keep));
+}
