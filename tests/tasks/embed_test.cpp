@@ -164,6 +164,34 @@ TEST(Encoder, GgufFileMatchesTransformers) {
   fs::remove_all(dir);
 }
 
+// nomic_bert (nomic-embed-text's architecture: rotary positions, fused Wqkv, SwiGLU, no biases)
+// against the independent float64 forward of tools/ref/make_encoder_fixtures.py.
+TEST(Encoder, NomicBertMatchesReference) {
+  const auto enc = Encoder::load(kModels + "/nomic_bert_tiny");
+  EXPECT_TRUE(enc->config().rotary);
+  EXPECT_TRUE(enc->config().gated_mlp);
+  EXPECT_EQ(enc->config().rope_dim, 8);
+  EXPECT_FLOAT_EQ(enc->config().rope_theta, 1000.0f);
+  const json ref = read_json(kModels + "/nomic_bert_tiny/reference.json");
+  std::vector<std::vector<int32_t>> seqs;
+  for (const json& item : ref["items"]) seqs.push_back(item["ids"].get<std::vector<int32_t>>());
+  const auto mean = enc->embed(seqs, Pooling::mean, false);
+  const auto cls = enc->embed(seqs, Pooling::cls, false);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    EXPECT_GT(cosine(mean[i], ref["items"][i]["mean"].get<std::vector<float>>()), 0.9999) << i;
+    EXPECT_LT(rel_l2(mean[i], ref["items"][i]["mean"].get<std::vector<float>>()), 1e-4) << i;
+    EXPECT_LT(rel_l2(cls[i], ref["items"][i]["cls"].get<std::vector<float>>()), 1e-4) << i;
+  }
+  tasks::Embedder embedder(kModels + "/nomic_bert_tiny", {});
+  EXPECT_EQ(embedder.pooling(), Pooling::mean);
+  const auto out = embedder.embed({ref["items"][3]["text"].get<std::string>()});
+  EXPECT_GT(cosine(out[0].vector, ref["items"][3]["mean"].get<std::vector<float>>()), 0.9999);
+  EXPECT_EQ(nomic_bert_tensor_name("encoder.layers.3.mlp.fc12.weight"), "blk.3.ffn_gate.weight");
+  EXPECT_EQ(nomic_bert_tensor_name("encoder.layers.0.attn.Wqkv.weight"), "blk.0.attn_qkv.weight");
+  EXPECT_EQ(nomic_bert_tensor_name("emb_ln.bias"), "token_embd_norm.bias");
+  EXPECT_EQ(nomic_bert_tensor_name("encoder.layers.0.attn.rotary_emb.inv_freq"), "");
+}
+
 TEST(Encoder, RejectsBadInputs) {
   const auto enc = Encoder::load(kModels + "/bert_tiny");
   EXPECT_THROW(enc->forward({{}}), Error);

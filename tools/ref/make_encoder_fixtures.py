@@ -427,9 +427,103 @@ def make_qwen3(out, vers):
     return folder
 
 
+def make_nomic(out, vers):
+    """nomic_bert (nomic-embed-text-v1.5's architecture) has no transformers class (its modeling
+    code is remote); this is an independent float64 forward written from nomic-ai's modeling file
+    (NomicBertModel with prenorm false): word + token-type embeddings, LayerNorm; per layer fused
+    Wqkv (no bias), rotary (GPT-NeoX halves, base rotary_emb_base) on q and k, softmax(q k^T /
+    sqrt(d)) v, out_proj, x = norm1(x + a); m = fc2(fc11(x) * silu(fc12(x))), x = norm2(x + m)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    folder = os.path.join(out, "nomic_bert_tiny")
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    src = os.path.join(out, "bert_tiny", "tokenizer.json")
+    shutil.copy(src, folder)
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(src)
+    dim, layers, heads, ffn, vocab, max_seq = 32, 2, 4, 48, tok.get_vocab_size(), 48
+    cfg = {"architectures": ["NomicBertModel"], "model_type": "nomic_bert", "n_embd": dim, "n_layer": layers,
+           "n_head": heads, "n_inner": ffn, "n_positions": 8192, "vocab_size": vocab, "type_vocab_size": 2,
+           "layer_norm_epsilon": 1e-12, "rotary_emb_base": 1000, "rotary_emb_fraction": 1.0,
+           "rotary_emb_interleaved": False, "rotary_scaling_factor": None, "max_trained_positions": 2048,
+           "qkv_proj_bias": False, "mlp_fc1_bias": False, "mlp_fc2_bias": False, "activation_function": "swiglu",
+           "prenorm": False, "causal": False, "pad_token_id": 0}
+    write_json(os.path.join(folder, "config.json"), cfg)
+    g = torch.Generator().manual_seed(2004)
+    w = {}
+    def mat(name, rows, cols, gain=2.0):
+        w[name] = (gain / cols ** 0.5 * torch.randn(rows, cols, generator=g)).float()
+    def ln(name):
+        w[name + ".weight"] = (1.0 + 0.2 * torch.randn(dim, generator=g)).float()
+        w[name + ".bias"] = (0.1 * torch.randn(dim, generator=g)).float()
+    w["embeddings.word_embeddings.weight"] = torch.randn(vocab, dim, generator=g).float()
+    w["embeddings.token_type_embeddings.weight"] = torch.randn(2, dim, generator=g).float()
+    ln("emb_ln")
+    for l in range(layers):
+        p = f"encoder.layers.{l}."
+        mat(p + "attn.Wqkv.weight", 3 * dim, dim)
+        mat(p + "attn.out_proj.weight", dim, dim)
+        mat(p + "mlp.fc11.weight", ffn, dim)
+        mat(p + "mlp.fc12.weight", ffn, dim)
+        mat(p + "mlp.fc2.weight", dim, ffn)
+        ln(p + "norm1")
+        ln(p + "norm2")
+    save_file(w, os.path.join(folder, "model.safetensors"))
+    st_files(folder, dim, "mean", True, max_seq)
+    W = {k: v.double() for k, v in w.items()}
+    hd = dim // heads
+
+    def layer_norm(x, name):
+        return torch.nn.functional.layer_norm(x, (dim,), W[name + ".weight"], W[name + ".bias"], 1e-12)
+
+    def rope(x):  # x: [T, heads, hd]; NeoX halves
+        T = x.shape[0]
+        inv = 1.0 / (1000.0 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+        f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        cos = torch.cat([f.cos(), f.cos()], -1)[:, None, :]
+        sin = torch.cat([f.sin(), f.sin()], -1)[:, None, :]
+        x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+        return x * cos + torch.cat([-x2, x1], -1) * sin
+
+    def forward(ids):
+        T = len(ids)
+        x = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.token_type_embeddings.weight"][0]
+        x = layer_norm(x, "emb_ln")
+        for l in range(layers):
+            p = f"encoder.layers.{l}."
+            qkv = (x @ W[p + "attn.Wqkv.weight"].T).reshape(T, 3, heads, hd)
+            q, k, v = rope(qkv[:, 0]), rope(qkv[:, 1]), qkv[:, 2]
+            s = torch.einsum("ihd,jhd->hij", q, k) / hd ** 0.5
+            a = torch.einsum("hij,jhd->ihd", torch.softmax(s, -1), v).reshape(T, dim)
+            x = layer_norm(x + a @ W[p + "attn.out_proj.weight"].T, p + "norm1")
+            up, gate = x @ W[p + "mlp.fc11.weight"].T, x @ W[p + "mlp.fc12.weight"].T
+            m = (up * torch.nn.functional.silu(gate)) @ W[p + "mlp.fc2.weight"].T
+            x = layer_norm(x + m, p + "norm2")
+        return x
+
+    tok.enable_truncation(max_seq)
+    items = []
+    for text in TEXTS:
+        ids = tok.encode(text).ids
+        h = forward(ids)[None]
+        mask = torch.ones(1, len(ids), dtype=torch.long)
+        items.append({"text": text, "ids": ids, "mean": st_pool(h, mask, "mean")[0].float().tolist(),
+                      "cls": st_pool(h, mask, "cls")[0].float().tolist()})
+    write_json(os.path.join(folder, "reference.json"), {
+        "pooling": "mean (1_Pooling/config.json), then Normalize; 'mean' and 'cls' hold unnormalized vectors",
+        "reference": "an independent float64 PyTorch forward of NomicBertModel (prenorm false), see "
+                     "tools/ref/make_encoder_fixtures.py make_nomic",
+        "max_seq_length": max_seq, "versions": vers, "items": items})
+    log(f"nomic_bert_tiny: lengths {[len(i['ids']) for i in items]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="folder that receives the fixture folders")
+    ap.add_argument("--only", nargs="*", help="make_bert, make_cased, make_qwen3, make_nomic (default: all)")
     ap.add_argument("--bench-shape", help="write a bge-small-shaped random model here (stdlib only)")
     args = ap.parse_args()
     if args.bench_shape:
@@ -443,7 +537,10 @@ def main():
     log("versions:", json.dumps(vers))
     os.makedirs(args.out, exist_ok=True)
     failures = 0
-    for fn in (make_bert, make_cased, make_qwen3):
+    only = set(args.only or [])
+    for fn in (make_bert, make_cased, make_qwen3, make_nomic):
+        if only and fn.__name__ not in only:
+            continue
         try:
             fn(args.out, vers)
         except Exception as e:  # keep going: the other fixtures are still useful

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "slm/backend/cpu/matmul.hpp"
+#include "slm/backend/cpu/ops.hpp"
 #include "slm/format/gguf.hpp"
 #include "slm/format/safetensors.hpp"
 #include "slm/util/error.hpp"
@@ -53,11 +54,45 @@ EncoderActivation activation_of(const std::string& act) {
   fail(ErrorKind::unsupported, "config.json: hidden_act '{}' is not supported (gelu, gelu_new, relu are)", act);
 }
 
+EncoderConfig nomic_config_from_json(const json& j, const std::string& name) {
+  EncoderConfig c;
+  c.arch = "nomic-bert";
+  c.name = name;
+  c.vocab_size = require_int(j, "vocab_size");
+  c.dim = require_int(j, "n_embd");
+  c.n_layers = require_int(j, "n_layer");
+  c.n_heads = require_int(j, "n_head");
+  c.ffn_dim = require_int(j, "n_inner");
+  c.max_positions = j.value("n_positions", int64_t(2048));
+  c.type_vocab_size = j.value("type_vocab_size", int64_t(2));
+  c.norm_eps = j.value("layer_norm_epsilon", 1e-12f);
+  c.rotary = true;
+  c.gated_mlp = true;
+  c.rope_theta = j.value("rotary_emb_base", 10000.0f);
+  const double fraction = j.value("rotary_emb_fraction", 1.0);
+  if (c.n_heads > 0) c.rope_dim = int64_t(double(c.dim / c.n_heads) * fraction);
+  auto require_false = [&](const char* key) {
+    if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>()) {
+      fail(ErrorKind::unsupported, "config.json: nomic_bert with {} true is not supported", key);
+    }
+  };
+  for (const char* key : {"prenorm", "causal", "rotary_emb_interleaved", "qkv_proj_bias", "mlp_fc1_bias", "mlp_fc2_bias"}) {
+    require_false(key);
+  }
+  if (j.contains("rotary_scaling_factor") && !j["rotary_scaling_factor"].is_null()) {
+    fail(ErrorKind::unsupported, "config.json: nomic_bert with rotary_scaling_factor (dynamic NTK) is not supported");
+  }
+  const std::string act = j.value("activation_function", "swiglu");
+  if (act != "swiglu") fail(ErrorKind::unsupported, "config.json: nomic_bert activation_function '{}' (swiglu is supported)", act);
+  return c;
+}
+
 EncoderConfig config_from_json(const json& j, const std::string& name) {
   if (!j.is_object()) fail(ErrorKind::format, "config.json: expected an object");
   const std::string type = j.value("model_type", "");
+  if (type == "nomic_bert") return nomic_config_from_json(j, name);
   if (type != "bert") {
-    fail(ErrorKind::unsupported, "config.json: model_type '{}' is not an encoder slm runs (bert is)", type);
+    fail(ErrorKind::unsupported, "config.json: model_type '{}' is not an encoder slm runs (bert and nomic_bert are)", type);
   }
   const std::string pos = j.value("position_embedding_type", "absolute");
   if (pos != "absolute") fail(ErrorKind::unsupported, "config.json: position_embedding_type '{}' (absolute is supported)", pos);
@@ -82,6 +117,9 @@ void validate(const EncoderConfig& c) {
          c.dim, c.n_layers, c.n_heads, c.ffn_dim, c.vocab_size, c.max_positions, c.type_vocab_size);
   }
   if (c.dim % c.n_heads != 0) fail(ErrorKind::format, "encoder: hidden size {} is not a multiple of {} heads", c.dim, c.n_heads);
+  if (c.rotary && (c.rope_dim <= 0 || c.rope_dim > c.head_dim() || c.rope_dim % 2 != 0)) {
+    fail(ErrorKind::format, "encoder: expected an even rotary dimension in (0, {}], found {}", c.head_dim(), c.rope_dim);
+  }
 }
 
 void layer_norm(float* x, const float* w, const float* b, int64_t rows, int64_t n, float eps) {
@@ -210,6 +248,32 @@ std::string bert_tensor_name(const std::string& hf) {
   return "blk." + layer + "." + it->second + leaf.substr(last);
 }
 
+std::string nomic_bert_tensor_name(const std::string& hf) {
+  static const std::map<std::string, std::string> globals = {
+      {"embeddings.word_embeddings.weight", "token_embd.weight"},
+      {"embeddings.token_type_embeddings.weight", "token_types.weight"},
+      {"emb_ln.weight", "token_embd_norm.weight"},
+      {"emb_ln.bias", "token_embd_norm.bias"},
+  };
+  if (auto it = globals.find(hf); it != globals.end()) return it->second;
+  const std::string prefix = "encoder.layers.";
+  if (!hf.starts_with(prefix)) return "";
+  const size_t dot = hf.find('.', prefix.size());
+  if (dot == std::string::npos) return "";
+  const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+  if (layer.empty() || !std::all_of(layer.begin(), layer.end(), [](char c) { return c >= '0' && c <= '9'; })) return "";
+  static const std::map<std::string, std::string> per_layer = {
+      {"attn.Wqkv.weight", "attn_qkv.weight"}, {"attn.out_proj.weight", "attn_output.weight"},
+      {"mlp.fc11.weight", "ffn_up.weight"},    {"mlp.fc12.weight", "ffn_gate.weight"},
+      {"mlp.fc2.weight", "ffn_down.weight"},   {"norm1.weight", "attn_output_norm.weight"},
+      {"norm1.bias", "attn_output_norm.bias"}, {"norm2.weight", "layer_output_norm.weight"},
+      {"norm2.bias", "layer_output_norm.bias"},
+  };
+  auto it = per_layer.find(hf.substr(dot + 1));
+  if (it == per_layer.end()) return "";
+  return "blk." + layer + "." + it->second;
+}
+
 const char* pooling_name(Pooling p) {
   switch (p) {
     case Pooling::cls: return "cls";
@@ -315,11 +379,13 @@ bool Encoder::is_encoder(const std::string& path) {
     if (fs::is_directory(path)) {
       const fs::path cfg = fs::path(path) / "config.json";
       if (!fs::is_regular_file(cfg)) return false;
-      return read_json(cfg).value("model_type", "") == "bert";
+      const std::string type = read_json(cfg).value("model_type", "");
+      return type == "bert" || type == "nomic_bert";
     }
     if (is_gguf_file(path)) {
       const gguf::File file = gguf::File::open(path);
-      return file.get_string("general.architecture").value_or("") == "bert";
+      const std::string arch = file.get_string("general.architecture").value_or("");
+      return arch == "bert" || arch == "nomic-bert";
     }
   } catch (const Error&) {
     return false;
@@ -336,7 +402,7 @@ void Encoder::load_tensors(const std::function<const std::vector<float>*(const s
     return *v;
   };
   tok_embd_ = take("token_embd.weight", c.vocab_size * c.dim);
-  pos_embd_ = take("position_embd.weight", c.max_positions * c.dim);
+  if (!c.rotary) pos_embd_ = take("position_embd.weight", c.max_positions * c.dim);
   type_embd_ = take("token_types.weight", c.type_vocab_size * c.dim);
   embd_norm_w_ = take("token_embd_norm.weight", c.dim);
   embd_norm_b_ = take("token_embd_norm.bias", c.dim);
@@ -344,20 +410,35 @@ void Encoder::load_tensors(const std::function<const std::vector<float>*(const s
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     Layer& L = layers_[size_t(l)];
-    L.wq = take(p + "attn_q.weight", c.dim * c.dim);
-    L.bq = take(p + "attn_q.bias", c.dim);
-    L.wk = take(p + "attn_k.weight", c.dim * c.dim);
-    L.bk = take(p + "attn_k.bias", c.dim);
-    L.wv = take(p + "attn_v.weight", c.dim * c.dim);
-    L.bv = take(p + "attn_v.bias", c.dim);
+    const auto d = size_t(c.dim);
+    if (c.rotary) {  // nomic_bert: fused q, k, v rows; no biases
+      const std::vector<float> qkv = take(p + "attn_qkv.weight", 3 * c.dim * c.dim);
+      L.wq.assign(qkv.begin(), qkv.begin() + std::ptrdiff_t(d * d));
+      L.wk.assign(qkv.begin() + std::ptrdiff_t(d * d), qkv.begin() + std::ptrdiff_t(2 * d * d));
+      L.wv.assign(qkv.begin() + std::ptrdiff_t(2 * d * d), qkv.end());
+      L.bq.assign(d, 0.0f);
+      L.bk.assign(d, 0.0f);
+      L.bv.assign(d, 0.0f);
+      L.bo.assign(d, 0.0f);
+      L.b_up.assign(size_t(c.ffn_dim), 0.0f);
+      L.b_down.assign(d, 0.0f);
+    } else {
+      L.wq = take(p + "attn_q.weight", c.dim * c.dim);
+      L.bq = take(p + "attn_q.bias", c.dim);
+      L.wk = take(p + "attn_k.weight", c.dim * c.dim);
+      L.bk = take(p + "attn_k.bias", c.dim);
+      L.wv = take(p + "attn_v.weight", c.dim * c.dim);
+      L.bv = take(p + "attn_v.bias", c.dim);
+      L.bo = take(p + "attn_output.bias", c.dim);
+      L.b_up = take(p + "ffn_up.bias", c.ffn_dim);
+      L.b_down = take(p + "ffn_down.bias", c.dim);
+    }
     L.wo = take(p + "attn_output.weight", c.dim * c.dim);
-    L.bo = take(p + "attn_output.bias", c.dim);
     L.attn_norm_w = take(p + "attn_output_norm.weight", c.dim);
     L.attn_norm_b = take(p + "attn_output_norm.bias", c.dim);
     L.w_up = take(p + "ffn_up.weight", c.ffn_dim * c.dim);
-    L.b_up = take(p + "ffn_up.bias", c.ffn_dim);
+    if (c.gated_mlp) L.w_gate = take(p + "ffn_gate.weight", c.ffn_dim * c.dim);
     L.w_down = take(p + "ffn_down.weight", c.dim * c.ffn_dim);
-    L.b_down = take(p + "ffn_down.bias", c.dim);
     L.out_norm_w = take(p + "layer_output_norm.weight", c.dim);
     L.out_norm_b = take(p + "layer_output_norm.bias", c.dim);
   }
@@ -372,7 +453,7 @@ std::shared_ptr<const Encoder> Encoder::load(const std::string& path) {
     validate(e->config_);
     const safetensors::Archive archive = safetensors::Archive::open(path);
     for (const auto& t : archive.tensors()) {
-      const std::string name = bert_tensor_name(t.name);
+      const std::string name = e->config_.rotary ? nomic_bert_tensor_name(t.name) : bert_tensor_name(t.name);
       if (name.empty()) continue;
       int64_t n = 1;
       for (uint64_t d : t.shape) n *= int64_t(d);
@@ -384,19 +465,31 @@ std::shared_ptr<const Encoder> Encoder::load(const std::string& path) {
   } else if (is_gguf_file(path)) {
     const gguf::File file = gguf::File::open(path);
     const std::string arch = file.get_string("general.architecture").value_or("");
-    if (arch != "bert") fail(ErrorKind::unsupported, "{}: expected architecture 'bert', found '{}'", path, arch);
+    if (arch != "bert" && arch != "nomic-bert") {
+      fail(ErrorKind::unsupported, "{}: expected architecture 'bert' or 'nomic-bert', found '{}'", path, arch);
+    }
     auto get = [&](const std::string& key) {
-      auto v = file.get_int("bert." + key);
-      if (!v) fail(ErrorKind::not_found, "{}: key bert.{} is missing", path, key);
+      auto v = file.get_int(arch + "." + key);
+      if (!v) fail(ErrorKind::not_found, "{}: key {}.{} is missing", path, arch, key);
       return *v;
     };
     EncoderConfig& c = e->config_;
+    c.arch = arch;
+    if (arch == "nomic-bert") {
+      c.rotary = true;
+      c.gated_mlp = true;
+      c.rope_theta = float(file.get_float("nomic-bert.rope.freq_base").value_or(10000.0));
+    }
     c.name = file.get_string("general.name").value_or(fs::path(path).stem().string());
     c.dim = get("embedding_length");
     c.n_layers = get("block_count");
     c.ffn_dim = get("feed_forward_length");
     c.n_heads = get("attention.head_count");
-    c.norm_eps = float(file.get_float("bert.attention.layer_norm_epsilon").value_or(1e-12));
+    c.norm_eps = float(file.get_float(arch + ".attention.layer_norm_epsilon").value_or(1e-12));
+    if (c.rotary) {
+      c.max_positions = file.get_int(arch + ".context_length").value_or(2048);
+      if (c.n_heads > 0) c.rope_dim = c.dim / c.n_heads;
+    }
     for (const auto& t : file.tensors()) {
       const uint64_t n = t.n_elements();
       tensors[t.name] = to_f32_vector(t.type, file.tensor_data(t), t.n_bytes(), int64_t(n));
@@ -435,14 +528,27 @@ std::vector<float> Encoder::forward(const std::vector<std::vector<int32_t>>& seq
     rows += int64_t(s.size());
   }
   std::vector<float> x(size_t(rows * dim)), q(x.size()), k(x.size()), v(x.size()), a(x.size()), t(x.size());
-  std::vector<float> up(size_t(rows * c.ffn_dim));
+  std::vector<float> up(size_t(rows * c.ffn_dim)), gate(c.gated_mlp ? up.size() : 0);
+  std::vector<int32_t> positions;
+  std::vector<float> inv_freq;
+  if (c.rotary) {
+    for (const auto& s : sequences) {
+      for (size_t p = 0; p < s.size(); ++p) positions.push_back(int32_t(p));
+    }
+    for (int64_t i = 0; i < c.rope_dim / 2; ++i) {
+      inv_freq.push_back(float(1.0 / std::pow(double(c.rope_theta), double(2 * i) / double(c.rope_dim))));
+    }
+  }
   int64_t r = 0;
   for (const auto& s : sequences) {
     for (size_t p = 0; p < s.size(); ++p, ++r) {
       float* xr = x.data() + r * dim;
       const float* e = tok_embd_.data() + int64_t(s[p]) * dim;
-      const float* pe = pos_embd_.data() + int64_t(p) * dim;
-      for (int64_t d = 0; d < dim; ++d) xr[d] = e[d] + pe[d] + type_embd_[size_t(d)];
+      for (int64_t d = 0; d < dim; ++d) xr[d] = e[d] + type_embd_[size_t(d)];
+      if (!pos_embd_.empty()) {
+        const float* pe = pos_embd_.data() + int64_t(p) * dim;
+        for (int64_t d = 0; d < dim; ++d) xr[d] += pe[d];
+      }
     }
   }
   layer_norm(x.data(), embd_norm_w_.data(), embd_norm_b_.data(), rows, dim, c.norm_eps);
@@ -450,6 +556,10 @@ std::vector<float> Encoder::forward(const std::vector<std::vector<int32_t>>& seq
     linear(L.wq, L.bq, dim, dim, x.data(), rows, q.data());
     linear(L.wk, L.bk, dim, dim, x.data(), rows, k.data());
     linear(L.wv, L.bv, dim, dim, x.data(), rows, v.data());
+    if (c.rotary) {
+      cpu::rope(q.data(), rows, c.n_heads, c.head_dim(), c.rope_dim, positions.data(), inv_freq.data(), false);
+      cpu::rope(k.data(), rows, c.n_heads, c.head_dim(), c.rope_dim, positions.data(), inv_freq.data(), false);
+    }
     int64_t begin = 0;
     for (const auto& s : sequences) {
       const auto n = int64_t(s.size());
@@ -461,8 +571,14 @@ std::vector<float> Encoder::forward(const std::vector<std::vector<int32_t>>& seq
     for (size_t i = 0; i < x.size(); ++i) x[i] += t[i];
     layer_norm(x.data(), L.attn_norm_w.data(), L.attn_norm_b.data(), rows, dim, c.norm_eps);
     linear(L.w_up, L.b_up, c.ffn_dim, dim, x.data(), rows, up.data());
-    activate(up.data(), int64_t(up.size()), c.activation);
-    linear(L.w_down, L.b_down, dim, c.ffn_dim, up.data(), rows, t.data());
+    if (c.gated_mlp) {
+      cpu::matmul(DType::F32, L.w_gate.data(), c.ffn_dim, dim, x.data(), rows, gate.data());
+      cpu::silu_mul(gate.data(), up.data(), int64_t(gate.size()));  // gate = silu(gate) * up
+      linear(L.w_down, L.b_down, dim, c.ffn_dim, gate.data(), rows, t.data());
+    } else {
+      activate(up.data(), int64_t(up.size()), c.activation);
+      linear(L.w_down, L.b_down, dim, c.ffn_dim, up.data(), rows, t.data());
+    }
     for (size_t i = 0; i < x.size(); ++i) x[i] += t[i];
     layer_norm(x.data(), L.out_norm_w.data(), L.out_norm_b.data(), rows, dim, c.norm_eps);
   }

@@ -1,4 +1,5 @@
-// BERT-family encoders for embeddings (the shapes of all-MiniLM-L6-v2 and bge-small-en-v1.5):
+// BERT-family encoders for embeddings (the shapes of all-MiniLM-L6-v2 and bge-small-en-v1.5, and
+// nomic-embed-text's nomic_bert: see EncoderConfig::rotary):
 // absolute position and token-type embeddings, post-LayerNorm blocks, GELU MLP, bidirectional
 // attention. Loaded from a Hugging Face folder (config.json + safetensors, sentence-transformers
 // files beside them) or a GGUF file of architecture "bert" with llama.cpp's tensor names.
@@ -39,6 +40,12 @@ struct EncoderConfig {
   int64_t type_vocab_size = 0;
   float norm_eps = 1e-12f;
   EncoderActivation activation = EncoderActivation::gelu_erf;
+  // nomic_bert (nomic-embed-text): rotary positions instead of a position table, fused Wqkv, a
+  // SwiGLU MLP (fc2(fc11(x) * silu(fc12(x)))), no biases in the projections.
+  bool rotary = false;
+  float rope_theta = 10000.0f;
+  int64_t rope_dim = 0;        // rotated dimensions per head (GPT-NeoX halves)
+  bool gated_mlp = false;
   int64_t head_dim() const { return n_heads > 0 ? dim / n_heads : 0; }
 };
 
@@ -67,8 +74,8 @@ std::vector<float> pool_rows(const float* rows, int64_t n, int64_t dim, Pooling 
 
 class Encoder {
  public:
-  // A folder with config.json of model_type "bert" (and tokenizer.json), or a GGUF file of
-  // architecture "bert". Weights are converted to f32 once.
+  // A folder with config.json of model_type "bert" or "nomic_bert" (and tokenizer.json), or a GGUF
+  // file of architecture "bert" or "nomic-bert". Weights are converted to f32 once.
   static std::shared_ptr<const Encoder> load(const std::string& path);
   // Whether `path` is a model this class loads (cheap: reads config.json or the GGUF header).
   static bool is_encoder(const std::string& path);
@@ -88,7 +95,7 @@ class Encoder {
  private:
   struct Layer {
     std::vector<float> wq, bq, wk, bk, wv, bv, wo, bo, attn_norm_w, attn_norm_b;
-    std::vector<float> w_up, b_up, w_down, b_down, out_norm_w, out_norm_b;
+    std::vector<float> w_up, b_up, w_gate, w_down, b_down, out_norm_w, out_norm_b;
   };
   Encoder() = default;
   void load_tensors(const std::function<const std::vector<float>*(const std::string&)>& get);
@@ -99,6 +106,10 @@ class Encoder {
   std::vector<float> tok_embd_, pos_embd_, type_embd_, embd_norm_w_, embd_norm_b_;
   std::vector<Layer> layers_;
 };
+
+// Canonical (GGUF) name of a nomic_bert tensor name (emb_ln, encoder.layers.N.attn.Wqkv, mlp.fc11 /
+// fc12 / fc2, norm1 / norm2); empty for tensors the encoder does not use.
+std::string nomic_bert_tensor_name(const std::string& hf_name);
 
 // Canonical (GGUF) name of a Hugging Face BERT tensor name ("bert." prefix, gamma/beta accepted);
 // empty for tensors the encoder does not use (pooler, heads, position_ids).
