@@ -30,6 +30,7 @@ const char* kConfig = R"(tiers:
   - name: small
     deployments: [{url: 'http://127.0.0.1:9/v1'}]
   - name: strong
+    chars_per_token: 2
     deployments: [{url: 'http://127.0.0.1:9/v1'}]
 routes:
   - model: auto
@@ -58,11 +59,15 @@ TEST(RouteCli, ExplainPrintsDecisionAndReasons) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("tier: small"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("policy by_task: extraction matched (task=extract)"), std::string::npos) << r.out;
+  // 41 bytes: 11 tokens at the default 4 bytes per token, 21 at strong's 2.
+  EXPECT_NE(r.out.find("  small: 11 (estimated at 4 bytes per token)\n  strong: 21 (estimated at 2 bytes per token)"), std::string::npos)
+      << r.out;
   r = run_slm("route explain --config " + cfg + " 'Prove that the sum of two odd numbers is even.' --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["tier"], "strong");
   EXPECT_EQ(j["policy"], "topics");
+  EXPECT_EQ(j["prompt_tokens"]["strong"], 23);  // 46 bytes at 2 per token
   EXPECT_NE(j["reasons"].back().get<std::string>().find("most similar examples: tier strong"), std::string::npos) << r.out;
 }
 
@@ -73,7 +78,7 @@ TEST(RouteCli, ConfigErrorsNameFileLineAndColumn) {
   std::ofstream(dir / "router.yaml") << bad;
   const CliRun r = run_slm("route explain --config " + (dir / "router.yaml").string() + " hello");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("router.yaml:15:15: expected a tier name (small, strong), found 'tiny'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("router.yaml:16:15: expected a tier name (small, strong), found 'tiny'"), std::string::npos) << r.err;
 }
 
 TEST(RouteCli, CaptureExportWritesChatJsonl) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <set>
 
+#include "../server/server_process.hpp"
 #include "router_test_util.hpp"
 #include "slm/router/limits.hpp"
 #include "slm/util/error.hpp"
@@ -144,6 +145,37 @@ TEST(RouterShared, ConcurrentRequestsOnTwoReplicasAreCountedOnce) {
   EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM requests WHERE status = 200"), 7);
   EXPECT_EQ(query_int(db, "SELECT SUM(requests) FROM rate_usage"), 7);
   EXPECT_NEAR(query_real(db, "SELECT SUM(usd) FROM spend WHERE scope = 'tier'"), 0.7, 1e-9);
+}
+
+TEST(RouterShared, TwoServeProcessesShareOneDatabase) {
+  test::FakeUpstream remote("remote");
+  const auto dir = test::fresh_dir("shared_processes");
+  // The fake upstream reports one prompt token per word: "hello" costs $0.10 at this price.
+  std::ofstream(dir / "router.yaml") << "tiers:\n  - name: big\n    price_per_million: {input: 100000, output: 0}\n"
+                                        "    deployments: [{url: '" << remote.url() << "', model: big}]\n"
+                                        "limits:\n  keys:\n    sk-rate: {requests_per_minute: 4}\n    sk-budget: {budget_usd: 0.3}\n"
+                                        "accounting: {database: router.db, shared: true}\n";
+  slm_test::ServerProcess one({"--config", (dir / "router.yaml").string()});
+  slm_test::ServerProcess two({"--config", (dir / "router.yaml").string()});
+  const int ports[2] = {one.port(), two.port()};
+  const std::string body = test::chat_request("big", "hello").dump();
+  std::vector<int> rate, budget;
+  for (int i = 0; i < 6; ++i) {
+    rate.push_back(slm_test::http(ports[i % 2], "POST", "/v1/chat/completions", body, {"Authorization: Bearer sk-rate"}).status);
+  }
+  for (int i = 0; i < 5; ++i) {
+    budget.push_back(slm_test::http(ports[(i + 1) % 2], "POST", "/v1/chat/completions", body, {"Authorization: Bearer sk-budget"}).status);
+  }
+  EXPECT_EQ(rate, (std::vector<int>{200, 200, 200, 200, 429, 429}));
+  EXPECT_EQ(budget, (std::vector<int>{200, 200, 200, 429, 429}));
+  // Both processes' rows in the one log, each once (the writers commit a moment after the answers).
+  const std::string db = (dir / "router.db").string();
+  for (int i = 0; i < 100 && query_int(db, "SELECT COUNT(*) FROM requests") < 11; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM requests"), 11);
+  EXPECT_EQ(query_int(db, "SELECT COUNT(DISTINCT request_id) FROM requests"), 11);
+  const auto stats = nlohmann::json::parse(slm_test::http(ports[0], "GET", "/v1/router/stats").body);
+  EXPECT_EQ(stats["tiers"]["big"]["requests"], 7) << stats.dump();
+  EXPECT_NEAR(stats["tiers"]["big"]["cost_usd"].get<double>(), 0.7, 1e-9);
 }
 
 TEST(RouterShared, SharedNeedsADatabaseFile) {
