@@ -181,6 +181,11 @@ bool SqliteLimitState::try_admit(const std::string& key, double now, int64_t tok
   Statement add(db_, "INSERT INTO rate_usage VALUES (?1, ?2, 1, ?3) ON CONFLICT (key_id, second) DO UPDATE "
                      "SET requests = requests + 1, tokens = tokens + excluded.tokens");
   add.bind(1, id).bind(2, second).bind(3, tokens).step();
+  if (++admissions_ % 1024 == 0) {
+    // Keys that went quiet: their old seconds go too, now and then.
+    Statement old(db_, "DELETE FROM rate_usage WHERE second <= ?1");
+    old.bind(1, second - 60).step();
+  }
   t.commit();
   return true;
 }

@@ -81,6 +81,7 @@ class SqliteLimitState : public LimitState {
  private:
   double spend(const char* scope, const std::string& name, double since);
   sqlite3* db_ = nullptr;
+  uint64_t admissions_ = 0;
 };
 
 // Waits for a database another connection holds: short sleeps, growing, for up to `timeout_s`.
