@@ -176,6 +176,18 @@ TEST(RouterEval, ThroughAnEndpointThatIsARouter) {
   EXPECT_EQ(routing.at("tiers").at("workhorse"), 2);  // the two long prompts
   EXPECT_EQ(routing.at("tiers").at("small"), 4);
   EXPECT_GT(routing.at("cost_usd").get<double>(), 0.0);
+  // The judge metric through an endpoint: the router's small tier grades the answers.
+  const fs::path judged = fs::temp_directory_path() / ("slm_router_judge_" + std::to_string(::getpid()) + ".jsonl");
+  std::ofstream(judged) << R"({"input": "Capital of France?", "expected": "Paris", "metric": "judge"})" "\n";
+  const CliRun j = run("--task custom --data " + judged.string() + " --endpoint " + url + " --endpoint-model small --judge-endpoint " +
+                       url + " --judge-endpoint-model small --max-tokens 3 -o " + out.string());
+  ASSERT_EQ(j.rc, 0) << j.out;
+  const json judge_report = json::parse(slurp(out));
+  fs::remove(out);
+  fs::remove(judged);
+  EXPECT_TRUE(judge_report.at("results").at("custom").contains("judge,none")) << judge_report.dump();
+  EXPECT_EQ(judge_report.at("samples")[0].at("judge_answers").size(), 1u);
+  EXPECT_EQ(judge_report.at("configs").at("custom").at("judge").at("model").at("backend"), "endpoint");
   // A plain model server has no router stats: no routing in the report.
   EXPECT_TRUE(fetch_router_stats("http://127.0.0.1:1/v1", "").is_null());
   const json before = {{"tiers", {{"small", {{"requests", 2}, {"cost_usd", 1.0}}}}}};
