@@ -1,6 +1,7 @@
 #include "slm/tasks/provider_call.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 
@@ -69,6 +70,13 @@ nlohmann::json call_provider(server::Provider& inner, ProviderRoute route, nlohm
     }
   } catch (...) {
     sink->fail(server::error_from_current_exception());
+  }
+  // A client that went away ends the wait even if the inner provider never answers a cancelled
+  // request; the capturing sink outlives this call for whatever still holds it.
+  while (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (outer && outer->cancelled()) {
+      throw server::ApiException(server::make_error(499, "invalid_request_error", "the client closed the connection"));
+    }
   }
   auto [json, error] = answer.get();
   if (error) throw server::ApiException(*error);
