@@ -227,6 +227,11 @@ Command add_eval(CLI::App& app) {
               jo.model = a->judge_endpoint_model;
               jo.concurrency = a->concurrency;
               jo.seed = a->seed;
+              if (!a->api_key_env.empty()) {  // the same key as --endpoint's
+                const char* key = std::getenv(a->api_key_env.c_str());
+                if (!key || !*key) fail(ErrorKind::invalid_argument, "--api-key-env: ${} is not set", a->api_key_env);
+                jo.api_key = key;
+              }
               judge = eval::make_endpoint_backend(jo);
             } else if (!a->judge_model.empty()) {
               eval::LocalOptions lo;
