@@ -71,12 +71,13 @@ struct BusyWait {
 };
 
 int busy_wait(void* arg, int attempt) {
-  // sqlite3_busy_handler gives no clock: sum the sleeps. 50 us, doubling, at most 2 ms each.
+  // sqlite3_busy_handler gives no clock: sum the sleeps. 50 us, doubling, at most 250 us each (a
+  // writer holds the lock for a batch of rows: short polls waste less than long sleeps overshoot).
   static thread_local double waited_s = 0;
   if (attempt == 0) waited_s = 0;
   const double timeout = static_cast<BusyWait*>(arg)->timeout_s;
   if (waited_s >= timeout) return 0;
-  const double sleep_s = std::min(0.002, 50e-6 * double(1 << std::min(attempt, 6)));
+  const double sleep_s = std::min(250e-6, 50e-6 * double(1 << std::min(attempt, 3)));
   std::this_thread::sleep_for(std::chrono::duration<double>(sleep_s));
   waited_s += sleep_s;
   return 1;
