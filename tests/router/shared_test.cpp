@@ -178,6 +178,28 @@ TEST(RouterShared, TwoServeProcessesShareOneDatabase) {
   EXPECT_NEAR(stats["tiers"]["big"]["cost_usd"].get<double>(), 0.7, 1e-9);
 }
 
+TEST(RouterShared, TurningSharingOnKeepsTheSpendAlreadyLogged) {
+  const std::string db = (test::fresh_dir("shared_migrate") / "router.db").string();
+  auto provider = std::make_shared<InstantProvider>();
+  {
+    // A router without sharing logs $0.30 of sk-budget's $0.50.
+    std::string yaml = shared_yaml(db, "x");
+    yaml.replace(yaml.find(", shared: true"), std::string(", shared: true").size(), "");
+    RouterOptions options;
+    options.local_factory = [provider](const std::string&) { return provider; };
+    Router solo(parse_config(yaml, "router.yaml"), options);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(ask(solo, "solo-" + std::to_string(i), "sk-budget"), 200);
+  }
+  EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'spend'"), 0);
+  // Shared from now on: the spend table starts from the log, so two more fit and the third does not.
+  auto a = replica(db, "a", provider);
+  auto b = replica(db, "b", provider);
+  EXPECT_EQ(ask(*a, "m1", "sk-budget"), 200);
+  EXPECT_EQ(ask(*b, "m2", "sk-budget"), 200);
+  EXPECT_EQ(ask(*a, "m3", "sk-budget"), 429);
+  EXPECT_EQ(provider->calls.load(), 5);
+}
+
 TEST(RouterShared, SharedNeedsADatabaseFile) {
   try {
     parse_config("tiers:\n  - name: a\n    deployments: [{url: 'http://127.0.0.1:9/v1'}]\naccounting: {database: ':memory:', shared: true}\n",
