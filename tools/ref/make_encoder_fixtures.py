@@ -385,8 +385,8 @@ def make_qwen3(out, vers):
         shutil.rmtree(folder)
     os.makedirs(folder)
     vocab, eot = 256, 255
-    cfg = Qwen3Config(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, head_dim=16, intermediate_size=128, max_position_embeddings=512,
+    cfg = Qwen3Config(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=16, intermediate_size=64, max_position_embeddings=512,
                       rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=eot, eos_token_id=eot)
     cfg.architectures = ["Qwen3Model"]
     try:
@@ -398,7 +398,7 @@ def make_qwen3(out, vers):
     model.eval()
     model.save_pretrained(folder)
     keep_only(folder, {"config.json", "model.safetensors"})
-    st_files(folder, 64, "lasttoken", True, 512)
+    st_files(folder, 32, "lasttoken", True, 512)
     g = torch.Generator().manual_seed(2003)
     seqs = []
     for n in (1, 2, 3, 5, 8, 12, 17, 23, 31, 40, 64, 100):
