@@ -240,8 +240,13 @@ TEST(RouterShared, MemoryAndSqliteStatesCountAlike) {
     EXPECT_NEAR(s->tier_spend("big", 0), 0.5, 1e-12);
     EXPECT_NEAR(s->tier_spend("nothing", 0), 0.0, 1e-12);
   }
-  // Spend before the period: only the shared state keeps days (memory holds the period's spend only).
-  EXPECT_NEAR(sqlite.key_spend("key-1", std::floor(t0 / 86400 + 1) * 86400), 0.5, 1e-12);
+  // A period that starts the next day counts only that day's spend, in both.
+  for (LimitState* s : states) EXPECT_NEAR(s->key_spend("key-1", std::floor(t0 / 86400 + 1) * 86400), 0.5, 1e-12);
+  // Spend loaded from the log counts for the period it was loaded for, not for a later one.
+  MemoryLimitState loaded({{"key-2", 1.5}}, {{"small", 1.5}}, std::floor(t0 / 86400) * 86400);
+  loaded.add_spend("key-2", "small", t0 + 86400, 0.25);
+  EXPECT_NEAR(loaded.key_spend("key-2", std::floor(t0 / 86400) * 86400), 1.75, 1e-12);
+  EXPECT_NEAR(loaded.tier_spend("small", std::floor(t0 / 86400 + 1) * 86400), 0.25, 1e-12);
 }
 
 }  // namespace

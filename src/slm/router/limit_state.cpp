@@ -25,8 +25,19 @@ void MemoryLimitState::Window::prune(double now) {
   while (!requests.empty() && now - requests.front() >= 60) requests.pop_front();
 }
 
-MemoryLimitState::MemoryLimitState(std::map<std::string, double> key_spend, std::map<std::string, double> tier_spend)
-    : key_spend_(std::move(key_spend)), tier_spend_(std::move(tier_spend)) {}
+MemoryLimitState::MemoryLimitState(std::map<std::string, double> key_spend, std::map<std::string, double> tier_spend,
+                                   double loaded_since)
+    : loaded_since_(loaded_since) {
+  for (const auto& [name, usd] : key_spend) key_spend_[name].loaded = usd;
+  for (const auto& [name, usd] : tier_spend) tier_spend_[name].loaded = usd;
+}
+
+double MemoryLimitState::Spend::since(double loaded_since, double since) const {
+  // The loaded total counts while the period asked for starts no later than the one loaded.
+  double total = since <= loaded_since ? loaded : 0.0;
+  for (auto it = by_day.lower_bound(int64_t(std::floor(since / 86400))); it != by_day.end(); ++it) total += it->second;
+  return total;
+}
 
 bool MemoryLimitState::try_admit(const std::string& key, double now, int64_t tokens, const std::function<bool(const Usage&)>& allow,
                                  Usage& seen) {
@@ -47,19 +58,20 @@ void MemoryLimitState::add_tokens(const std::string& key, double now, int64_t to
   w.tokens += tokens;
 }
 
-void MemoryLimitState::add_spend(const std::string& key_id, const std::string& tier, double, double usd) {
-  key_spend_[key_id] += usd;
-  tier_spend_[tier] += usd;
+void MemoryLimitState::add_spend(const std::string& key_id, const std::string& tier, double now, double usd) {
+  const int64_t day = int64_t(std::floor(now / 86400));
+  key_spend_[key_id].by_day[day] += usd;
+  tier_spend_[tier].by_day[day] += usd;
 }
 
-double MemoryLimitState::key_spend(const std::string& key_id, double) {
+double MemoryLimitState::key_spend(const std::string& key_id, double since) {
   auto it = key_spend_.find(key_id);
-  return it == key_spend_.end() ? 0 : it->second;
+  return it == key_spend_.end() ? 0 : it->second.since(loaded_since_, since);
 }
 
-double MemoryLimitState::tier_spend(const std::string& tier, double) {
+double MemoryLimitState::tier_spend(const std::string& tier, double since) {
   auto it = tier_spend_.find(tier);
-  return it == tier_spend_.end() ? 0 : it->second;
+  return it == tier_spend_.end() ? 0 : it->second.since(loaded_since_, since);
 }
 
 // --- shared through SQLite -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// Where rate limits and spend budgets keep their counts. MemoryLimitState: this process only (counts
-// since start, spend loaded from the log). SqliteLimitState: tables in the router's SQLite database
+// Where rate limits and spend budgets keep their counts. MemoryLimitState: this process only (rates
+// since start; spend loaded from the log at start, then kept per UTC day). SqliteLimitState: tables in the router's SQLite database
 // (WAL mode) that several router processes on one host share; an admission is one IMMEDIATE
 // transaction, so checking a key's minute and counting the request is atomic across processes.
 // Another shared store (PostgreSQL, Redis) would be one more implementation of LimitState.
@@ -38,8 +38,9 @@ class LimitState {
 
 class MemoryLimitState : public LimitState {
  public:
-  // Spend so far (this budget period) per key fingerprint and per tier, from the log.
-  MemoryLimitState(std::map<std::string, double> key_spend, std::map<std::string, double> tier_spend);
+  // Spend since `loaded_since` (unix seconds: the budget period's start) per key fingerprint and per
+  // tier, from the log. Spend added later is kept per day, so a later period counts only its days.
+  MemoryLimitState(std::map<std::string, double> key_spend, std::map<std::string, double> tier_spend, double loaded_since = 0);
   bool try_admit(const std::string& key, double now, int64_t tokens, const std::function<bool(const Usage&)>& allow,
                  Usage& seen) override;
   void add_tokens(const std::string& key, double now, int64_t tokens) override;
@@ -54,9 +55,16 @@ class MemoryLimitState : public LimitState {
     int64_t tokens = 0;
     void prune(double now);
   };
+  // Spend loaded at start (counted while `since` <= loaded_since_) and added since, per name and day.
+  struct Spend {
+    double loaded = 0;
+    std::map<int64_t, double> by_day;
+    double since(double loaded_since, double since) const;
+  };
   std::map<std::string, Window> windows_;
-  std::map<std::string, double> key_spend_;
-  std::map<std::string, double> tier_spend_;
+  std::map<std::string, Spend> key_spend_;
+  std::map<std::string, Spend> tier_spend_;
+  double loaded_since_ = 0;
 };
 
 // Tables (created when missing):

@@ -552,7 +552,7 @@ Router::Router(RouterConfig config, RouterOptions options) : impl_(std::make_uni
     if (m.replica.empty()) m.replica = fmt::format("r{:08x}", std::random_device{}());
   } else {
     const double since = budget_period_start(m.config.budget_period, unix_now());
-    state = std::make_unique<MemoryLimitState>(m.store->spend_by_key(since), m.store->spend_by_tier(since));
+    state = std::make_unique<MemoryLimitState>(m.store->spend_by_key(since), m.store->spend_by_tier(since), since);
   }
   m.limits = std::make_unique<Limits>(m.config, std::move(state));
   m.thread = std::thread([&m] { m.io.run(); });
