@@ -101,21 +101,24 @@ TEST(Encoder, BertFixtureMatchesTransformers) {
   }
 }
 
-// The same fixture as a llama.cpp-style "bert" GGUF file (tensor names, keys, "▁" vocabulary,
-// pooling_type) gives the same embeddings and pooling.
-TEST(Encoder, GgufFileMatchesTransformers) {
-  const auto archive = safetensors::Archive::open(kModels + "/bert_tiny");
-  const auto folder = Encoder::load(kModels + "/bert_tiny");
-  const auto& c = folder->config();
+// A model folder written as llama.cpp writes GGUF files of architecture `arch` ("bert" or
+// "nomic-bert"): tensor names, keys, the "▁" vocabulary, pooling_type.
+std::string write_encoder_gguf(const std::string& folder, const std::string& arch, uint32_t pooling_type,
+                               const fs::path& dir) {
+  const auto archive = safetensors::Archive::open(folder);
+  const auto model = Encoder::load(folder);
+  const auto& c = model->config();
   gguf::Writer w;
-  w.set("general.architecture", gguf::Value::of_string("bert"));
-  w.set("bert.embedding_length", gguf::Value::of_u32(uint32_t(c.dim)));
-  w.set("bert.block_count", gguf::Value::of_u32(uint32_t(c.n_layers)));
-  w.set("bert.feed_forward_length", gguf::Value::of_u32(uint32_t(c.ffn_dim)));
-  w.set("bert.attention.head_count", gguf::Value::of_u32(uint32_t(c.n_heads)));
-  w.set("bert.attention.layer_norm_epsilon", gguf::Value::of_f32(c.norm_eps));
-  w.set("bert.pooling_type", gguf::Value::of_u32(2));
-  const WordPieceTokenizer& tok = *folder->tokenizer();
+  w.set("general.architecture", gguf::Value::of_string(arch));
+  w.set(arch + ".embedding_length", gguf::Value::of_u32(uint32_t(c.dim)));
+  w.set(arch + ".block_count", gguf::Value::of_u32(uint32_t(c.n_layers)));
+  w.set(arch + ".feed_forward_length", gguf::Value::of_u32(uint32_t(c.ffn_dim)));
+  w.set(arch + ".attention.head_count", gguf::Value::of_u32(uint32_t(c.n_heads)));
+  w.set(arch + ".attention.layer_norm_epsilon", gguf::Value::of_f32(c.norm_eps));
+  w.set(arch + ".context_length", gguf::Value::of_u32(uint32_t(c.max_positions)));
+  w.set(arch + ".pooling_type", gguf::Value::of_u32(pooling_type));
+  if (c.rotary) w.set(arch + ".rope.freq_base", gguf::Value::of_f32(c.rope_theta));
+  const WordPieceTokenizer& tok = *model->tokenizer();
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   for (size_t i = 0; i < tok.vocab_size(); ++i) {
@@ -133,7 +136,7 @@ TEST(Encoder, GgufFileMatchesTransformers) {
   std::vector<std::vector<float>> keep;
   size_t n_tensors = 0;
   for (const auto& t : archive.tensors()) {
-    const std::string name = bert_tensor_name(t.name);
+    const std::string name = c.rotary ? nomic_bert_tensor_name(t.name) : bert_tensor_name(t.name);
     if (name.empty()) continue;
     std::vector<float> data(t.n_bytes / sizeof(float));
     std::memcpy(data.data(), t.data, t.n_bytes);
@@ -142,24 +145,43 @@ TEST(Encoder, GgufFileMatchesTransformers) {
     w.add_tensor(name, DType::F32, dims, keep.back().data());
     ++n_tensors;
   }
-  EXPECT_EQ(n_tensors, 5u + 16u * size_t(c.n_layers));
-  const fs::path dir = fs::temp_directory_path() / ("slm_bert_gguf_" + std::to_string(::getpid()));
+  const auto layers = size_t(c.n_layers);
+  EXPECT_EQ(n_tensors, c.rotary ? 4u + 9u * layers : 5u + 16u * layers);
   fs::create_directories(dir);
-  const std::string path = (dir / "bert.gguf").string();
+  const std::string path = (dir / (arch + ".gguf")).string();
   w.write(path);
-  EXPECT_TRUE(Encoder::is_encoder(path));
-  const auto enc = Encoder::load(path);
-  EXPECT_EQ(enc->config().vocab_size, c.vocab_size);
-  EXPECT_EQ(enc->config().max_positions, c.max_positions);
-  EXPECT_EQ(enc->config().type_vocab_size, c.type_vocab_size);
-  EXPECT_EQ(read_pooling_config(path, Pooling::mean).mode, Pooling::cls);
-  const json ref = read_json(kModels + "/bert_tiny/reference.json");
-  for (const json& item : ref["items"]) {
-    const std::string text = item["text"].get<std::string>();
-    const auto ids = enc->tokenizer()->encode(text, true, ref["max_seq_length"].get<size_t>());
-    EXPECT_EQ(ids, item["ids"].get<std::vector<int32_t>>()) << text;
-    const auto v = enc->embed({ids}, Pooling::cls, false);
-    EXPECT_GT(cosine(v[0], item["cls"].get<std::vector<float>>()), 0.9999) << text;
+  return path;
+}
+
+// The fixtures as GGUF files give the same ids, embeddings and pooling as their folders.
+TEST(Encoder, GgufFileMatchesTransformers) {
+  const fs::path dir = fs::temp_directory_path() / ("slm_bert_gguf_" + std::to_string(::getpid()));
+  struct Case {
+    const char* folder;
+    const char* arch;
+    uint32_t pooling_type;
+    Pooling pooling;
+    const char* key;
+  };
+  for (const Case& k : {Case{"bert_tiny", "bert", 2, Pooling::cls, "cls"},
+                        Case{"nomic_bert_tiny", "nomic-bert", 1, Pooling::mean, "mean"}}) {
+    const std::string path = write_encoder_gguf(kModels + "/" + k.folder, k.arch, k.pooling_type, dir);
+    const auto folder = Encoder::load(kModels + "/" + k.folder);
+    EXPECT_TRUE(Encoder::is_encoder(path));
+    const auto enc = Encoder::load(path);
+    EXPECT_EQ(enc->config().vocab_size, folder->config().vocab_size);
+    EXPECT_EQ(enc->config().max_positions, folder->config().max_positions);
+    EXPECT_EQ(enc->config().type_vocab_size, folder->config().type_vocab_size);
+    EXPECT_EQ(enc->config().rotary, folder->config().rotary);
+    EXPECT_EQ(read_pooling_config(path, Pooling::last).mode, k.pooling);
+    const json ref = read_json(kModels + "/" + k.folder + "/reference.json");
+    for (const json& item : ref["items"]) {
+      const std::string text = item["text"].get<std::string>();
+      const auto ids = enc->tokenizer()->encode(text, true, ref["max_seq_length"].get<size_t>());
+      EXPECT_EQ(ids, item["ids"].get<std::vector<int32_t>>()) << text;
+      const auto v = enc->embed({ids}, k.pooling, false);
+      EXPECT_GT(cosine(v[0], item[k.key].get<std::vector<float>>()), 0.9999) << k.arch << ": " << text;
+    }
   }
   fs::remove_all(dir);
 }
