@@ -195,6 +195,19 @@ TEST_F(TaskHttp, ChunkSlicesTheInputWithinTheTokenLimit) {
   }
   EXPECT_TRUE(saw_setup) << r.body;
 
+  // Semantic breakpoints embed each sentence through the engine's /v1/embeddings.
+  auto semantic = post("/v1/chunk", {{"input", text}, {"by", "semantic"}, {"max_tokens", 48}, {"percentile", 0.5}});
+  ASSERT_EQ(semantic.status, 200) << semantic.body;
+  const json sem = json::parse(semantic.body)["data"][0]["chunks"];
+  ASSERT_GE(sem.size(), 2u) << semantic.body;
+  int64_t covered = 0;
+  for (const auto& c : sem) {
+    EXPECT_EQ(code_points(c["text"].get<std::string>()), cps.substr(size_t(c["start"].get<int64_t>()), size_t(c["end"].get<int64_t>() - c["start"].get<int64_t>()))) << c;
+    EXPECT_LE(c["tokens"].get<int64_t>(), 48) << c;
+    EXPECT_GE(c["start"].get<int64_t>(), covered) << c;  // in order, not overlapping
+    covered = c["end"];
+  }
+
   auto windows = post("/v1/chunk", {{"input", {"one two three four five six seven eight nine ten", "a b"}}, {"by", "tokens"},
                                     {"max_tokens", 4}, {"overlap", 1}, {"return_text", false}});
   ASSERT_EQ(windows.status, 200) << windows.body;
