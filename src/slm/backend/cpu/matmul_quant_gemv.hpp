@@ -187,14 +187,18 @@ struct GQ4_K : SuperBlock {
     const __m256i packed = load32(b + 16 + 32 * (j / 2));
     return shift_and(packed, 4 * (j & 1), _mm256_set1_epi8(15));
   }
+  // The eight 6-bit scales and minimums of the 12 bytes at b + 4, unpacked four at a time in
+  // 32-bit words, then converted in one vector each.
   static void scales(const uint8_t* b, float* d, float* m) {
-    const float dd = f16_at(b), dmin = f16_at(b + 2);
-    for (int s = 0; s < 8; ++s) {
-      int scale, min;
-      k_scale_min(b + 4, s, &scale, &min);
-      d[s] = dd * float(scale);
-      m[s] = -dmin * float(min);
-    }
+    uint32_t u[3];
+    std::memcpy(u, b + 4, 12);
+    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+    const uint64_t sc = uint64_t(u[0] & low6) | uint64_t((u[2] & low4) | (((u[0] >> 6) & top2) << 4)) << 32;
+    const uint64_t mn = uint64_t(u[1] & low6) | uint64_t(((u[2] >> 4) & low4) | (((u[1] >> 6) & top2) << 4)) << 32;
+    const __m256 scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))));
+    const __m256 mnv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn))));
+    _mm256_store_ps(d, _mm256_mul_ps(scv, _mm256_set1_ps(f16_at(b))));
+    _mm256_store_ps(m, _mm256_mul_ps(mnv, _mm256_set1_ps(-f16_at(b + 2))));
   }
 };
 
@@ -219,12 +223,14 @@ struct GQ6_K : SuperBlock {
     return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
   }
   static void scales(const uint8_t* b, float* d, float* m) {
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-    const float dd = f16_at(b + 208);
-    for (int s = 0; s < 16; ++s) {
-      d[s] = dd * float(sc[s]);
-      m[s] = -32 * d[s];
-    }
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
+    const __m256 dd = _mm256_set1_ps(f16_at(b + 208)), m32 = _mm256_set1_ps(-32.0f);
+    const __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), dd);
+    const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), dd);
+    _mm256_store_ps(d, lo);
+    _mm256_store_ps(d + 8, hi);
+    _mm256_store_ps(m, _mm256_mul_ps(lo, m32));
+    _mm256_store_ps(m + 8, _mm256_mul_ps(hi, m32));
   }
 };
 
@@ -369,7 +375,8 @@ void gemv_tile(const uint8_t* const* rows, size_t row_bytes, size_t ahead, const
           _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T0);
         }
       }
-      alignas(32) float dv[G::kScales], mv[G::kScales];
+      alignas(32) float dv[G::kScales];
+      alignas(32) float mv[G::kScales];
       G::scales(block, dv, mv);
       const int64_t i0 = b * G::kScales;
       if constexpr (G::kScales % 8 == 0) {  // the 256-element formats: 8 or 16 scales, in vectors
