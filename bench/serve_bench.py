@@ -12,7 +12,11 @@ measured per run:
   - time to first token: from a request sent to its first chunk with text (median over the S).
 Reports the median over the rounds of each figure and, with two servers, the ratio first/second.
 Prompts are distinct per stream (so that prefix caches do not merge them) and the same for every
-server. Standard library only.
+server. A URL ending in "#native" is sent llama.cpp's own POST /completion (n_predict, "content"
+chunks) instead: llama-server runs even /v1/completions output through its chat-format parser,
+which fails on the arbitrary text of random-weight models (even on /completion). A stream that
+ends with an error event after it started counts the chunks it delivered (a lower bound of its
+tokens) and is reported as failed; a request refused outright stops the run. Standard library only.
 """
 import argparse
 import http.client
@@ -33,9 +37,12 @@ def prompt_for(i, n_words):
 
 
 def one_stream(url, model, prompt, tokens, out, index, start_barrier):
-    u = urllib.parse.urlparse(url)
+    native = url.endswith("#native")
+    u = urllib.parse.urlparse(url.removesuffix("#native"))
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600)
     body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True, "ignore_eos": True}
+    if native:
+        body = {"prompt": prompt, "n_predict": tokens, "temperature": 0, "stream": True, "ignore_eos": True}
     if model:
         body["model"] = model
     data = json.dumps(body)
@@ -45,7 +52,7 @@ def one_stream(url, model, prompt, tokens, out, index, start_barrier):
     chunks = 0
     error = None
     try:
-        conn.request("POST", "/v1/completions", body=data, headers={"Content-Type": "application/json"})
+        conn.request("POST", "/completion" if native else "/v1/completions", body=data, headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         if r.status != 200:
             error = f"HTTP {r.status}: {r.read()[:200]!r}"
@@ -68,8 +75,9 @@ def one_stream(url, model, prompt, tokens, out, index, start_barrier):
                     if "error" in msg:
                         error = str(msg["error"])
                         continue
-                    for c in msg.get("choices", []):
-                        if c.get("text"):
+                    texts = [msg.get("content")] if native else [c.get("text") for c in msg.get("choices", [])]
+                    for text in texts:
+                        if text:
                             chunks += 1
                             if first is None:
                                 first = time.perf_counter()
@@ -89,13 +97,15 @@ def run(url, model, streams, tokens, prompt_words):
         t.start()
     for t in threads:
         t.join()
-    errors = [o["error"] for o in out if o["error"]]
-    if errors:
-        raise RuntimeError(f"{url}: {len(errors)} of {streams} streams failed: {errors[0]}")
+    refused = [o["error"] for o in out if o["error"] and o["first"] is None]
+    if refused:
+        raise RuntimeError(f"{url}: {len(refused)} of {streams} streams failed: {refused[0]}")
+    failed = [o for o in out if o["error"]]
     wall = max(o["end"] for o in out) - min(o["start"] for o in out)
     ttft = statistics.median(o["first"] - o["start"] for o in out if o["first"] is not None)
-    return {"tok_s": streams * tokens / wall, "ttft_s": ttft, "wall_s": wall,
-            "chunks": sum(o["chunks"] for o in out)}
+    generated = sum(o["chunks"] if o["error"] else tokens for o in out)
+    return {"tok_s": generated / wall, "ttft_s": ttft, "wall_s": wall,
+            "chunks": sum(o["chunks"] for o in out), "failed": len(failed)}
 
 
 def main():
@@ -127,7 +137,7 @@ def main():
                 r = run(url, a.model, s, a.tokens, a.prompt_words)
                 results[name][s].append(r)
                 print(f"round {rnd + 1} streams {s:3d} {name:>14}: {r['tok_s']:8.1f} tok/s  "
-                      f"ttft {r['ttft_s'] * 1000:8.1f} ms  wall {r['wall_s']:6.1f} s  chunks {r['chunks']}",
+                      f"ttft {r['ttft_s'] * 1000:8.1f} ms  wall {r['wall_s']:6.1f} s  chunks {r['chunks']}  failed {r['failed']}",
                       file=sys.stderr, flush=True)
     names = [n for n, _ in servers]
     header = "| streams | " + " | ".join(f"{n} tok/s | {n} TTFT ms" for n in names)
