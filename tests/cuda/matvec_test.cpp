@@ -212,6 +212,48 @@ TEST_P(MatvecTest, AccumulateAddsTheProduct) {
   for (int64_t o = 0; o < n_out; ++o) ASSERT_FLOAT_EQ(got[size_t(o)], y0[size_t(o)] + expected[size_t(o)]) << o;
 }
 
+// The fused forms give what their parts give apart: the product of silu(gate) * up, and the 8-bit
+// rounding of rms_norm(x) or of silu(gate) * up feeding the integer kernels.
+TEST_P(MatvecTest, FusedActivationsMatchTheirParts) {
+  SLM_REQUIRE_CUDA();
+  const DType type = GetParam();
+  const int64_t n_out = 70, n_in = 768;
+  const HostMatrix host = random_matrix(type, n_out, n_in, 131);
+  const DeviceMatrix w = upload_matrix(type, host.rows.data(), n_out, n_in);
+  const auto gate = random_floats(size_t(n_in), 132, -4.0f, 4.0f), up = random_floats(size_t(n_in), 133);
+  const auto norm_w = random_floats(size_t(n_in), 134, 0.5f, 1.5f);
+  DeviceBuffer g_dev = test::to_device(gate);
+  const DeviceBuffer u_dev = test::to_device(up), w_dev = test::to_device(norm_w);
+  DeviceBuffer fused(size_t(n_out) * 4), apart(size_t(n_out) * 4);
+  const auto close = [&](const char* what, double bound) {
+    const auto a = test::to_host<float>(fused, size_t(n_out)), b = test::to_host<float>(apart, size_t(n_out));
+    std::vector<double> ref(b.begin(), b.end());
+    EXPECT_LT(test::relative_l2(a, ref), bound) << what;
+  };
+  matvec_silu_mul(w, g_dev.as<float>(), u_dev.as<float>(), fused.as<float>());
+  DeviceBuffer product = test::to_device(gate);
+  silu_mul(product.as<float>(), u_dev.as<float>(), n_in);
+  matvec(w, product.as<float>(), apart.as<float>());
+  close("matvec_silu_mul", 1e-6);
+  if (!matvec_quantized_supported(type)) return;
+  QuantizedVector fused_q(n_in), apart_q(n_in);
+  fused_q.quantize_silu_mul(g_dev.as<float>(), u_dev.as<float>(), n_in);
+  apart_q.quantize(product.as<float>(), n_in);
+  matvec(w, fused_q, fused.as<float>());
+  matvec(w, apart_q, apart.as<float>());
+  close("quantize_silu_mul", 1e-6);
+  DeviceBuffer normed(size_t(n_in) * 4), normed_fused = test::poisoned<float>(size_t(n_in));
+  rms_norm(g_dev.as<float>(), w_dev.as<float>(), normed.as<float>(), 1, n_in, 1e-5f);
+  apart_q.quantize(normed.as<float>(), n_in);
+  fused_q.quantize_rms_norm(g_dev.as<float>(), w_dev.as<float>(), n_in, 1e-5f, normed_fused.as<float>());
+  const auto y_fused = test::to_host<float>(normed_fused, size_t(n_in));
+  const auto y_apart = test::to_host<float>(normed, size_t(n_in));
+  for (int64_t i = 0; i < n_in; ++i) ASSERT_NEAR(y_fused[size_t(i)], y_apart[size_t(i)], 1e-5) << i;
+  matvec(w, fused_q, fused.as<float>());
+  matvec(w, apart_q, apart.as<float>());
+  close("quantize_rms_norm", 1e-3);  // the norms' sums may differ in the last bit, moving a rounding
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatvecTest, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return name(info.param); });
 

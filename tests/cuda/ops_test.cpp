@@ -106,6 +106,7 @@ void check_attention(DType kv_type, int64_t sliding_window) {
   const auto values = random_floats(size_t(capacity * kv), 22);
   DeviceBuffer k_dev(size_t(kv) * 4), v_dev(size_t(kv) * 4), pos_dev(4), out_dev(size_t(shape.n_heads * shape.head_dim) * 4);
   DeviceBuffer scratch(attention_scratch_floats(shape, capacity) * 4);
+  scratch.fill_bytes(0);  // the per-head counters start at zero
   const auto round = [&](float f) { return kv_type == DType::F16 ? f16_to_f32(f32_to_f16(f)) : f; };
   const std::vector<int32_t> checked = {0, 1, 255, 256, 300, 511, 699};
   for (int32_t p = 0; p < capacity; ++p) {

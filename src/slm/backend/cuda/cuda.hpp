@@ -90,6 +90,14 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
 // y[o] = sum_i w[o][i] * x[i]: the product of one token (decode). x: f32 [n_in], y: f32 [n_out].
 // accumulate: y[o] += the product instead (a residual connection without another pass).
 void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream = nullptr, bool accumulate = false);
+// The same product of rms_norm(x) * weight (x and weight: f32 [n_in]; F32, F16 and BF16 weights),
+// every block computing the norm itself (one launch for the norm and the product).
+void matvec_rms_norm(const DeviceMatrix& w, const float* x, const float* weight, float eps, float* y,
+                     Stream stream = nullptr, bool accumulate = false);
+// The same product of x[i] = silu(gate[i]) * up[i], computed as the kernel reads it (one launch for
+// the MLP's activation and down projection).
+void matvec_silu_mul(const DeviceMatrix& w, const float* gate, const float* up, float* y, Stream stream = nullptr,
+                     bool accumulate = false);
 
 // Activations rounded to 8 bits per block of 32 (scale max|x| / 127), for the integer kernels of the
 // block formats: per block its scale, and per 16 elements the sum of the unrounded values.
@@ -103,11 +111,17 @@ class QuantizedVector {
   const void* data() const { return buffer_.data(); }
   // Rounds x (device f32 [n], n a multiple of 32) into this vector; allocates when n > capacity().
   void quantize(const float* x, int64_t n, Stream stream = nullptr);
+  // The same of rms_norm(x) * weight (one block; y, optional, receives the f32 values).
+  void quantize_rms_norm(const float* x, const float* weight, int64_t n, float eps, float* y = nullptr,
+                         Stream stream = nullptr);
+  // The same of silu(gate) * up, without writing the product.
+  void quantize_silu_mul(const float* gate, const float* up, int64_t n, Stream stream = nullptr);
 
  private:
   DeviceBuffer buffer_;
   int64_t n_ = 0;
   int64_t capacity_ = 0;
+  void reserve(int64_t n);  // checks n and allocates when n > capacity()
 };
 
 // The product with activations rounded to 8 bits (x.size() == w.n_in), through integer dot products:
@@ -196,7 +210,8 @@ void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const
                     int64_t kv_stride, int64_t n_rows, int64_t first_position, int64_t capacity,
                     const AttentionShape& shape, float* out, int64_t out_stride, Stream stream = nullptr);
 
-// Scratch floats attention_decode needs for caches of `capacity` rows.
+// Scratch floats attention_decode needs for caches of `capacity` rows; the scratch must be zeroed
+// once before its first use (each call leaves its counters zeroed again).
 size_t attention_scratch_floats(const AttentionShape& shape, int64_t capacity);
 
 // Attention of one query token at *position (device int32, < capacity) over cache rows

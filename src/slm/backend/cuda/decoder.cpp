@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "slm/backend/cuda/internal.hpp"
@@ -83,6 +86,7 @@ struct LlamaDecoder::State {
   cudaStream_t stream = nullptr;
   cudaGraphExec_t graph = nullptr;
   int32_t* host_io = nullptr;  // pinned: token, position, next token
+  float* host_logits = nullptr;  // pinned [vocab_size]
   // Prompt chunks (allocated by the first prefill): rows of x, h, [q | k | v], attention output,
   // [gate | up], the MLP's product input, token ids; logits of several rows.
   static constexpr int64_t kChunk = 512;
@@ -95,6 +99,7 @@ struct LlamaDecoder::State {
     if (graph != nullptr) cudaGraphExecDestroy(graph);
     if (stream != nullptr) cudaStreamDestroy(stream);
     if (host_io != nullptr) cudaFreeHost(host_io);
+    if (host_logits != nullptr) cudaFreeHost(host_logits);
   }
   void enqueue();  // the step's kernels on `stream`
   void prefill_chunk(int64_t n, int64_t position);  // rows [0, n) of ptokens; the final norm into ph
@@ -125,6 +130,45 @@ struct LlamaDecoder::State {
   const QuantizedVector* quantized(const float* in, int64_t n, bool wanted) {
     if (!wanted || !config.int8_activations || n % 32 != 0) return nullptr;
     hq.quantize(in, n, stream);
+    return &hq;
+  }
+  // True when a product of one of `ws` would read n activations rounded to 8 bits.
+  bool int8(const std::vector<DeviceMatrix>& ws, int64_t n) const {
+    if (!config.int8_activations || n % 32 != 0) return false;
+    return std::any_of(ws.begin(), ws.end(), [](const DeviceMatrix& w) { return matvec_quantized_supported(w.type); });
+  }
+  bool int8(std::initializer_list<std::reference_wrapper<const DeviceMatrix>> ws, int64_t n) const {
+    if (!config.int8_activations || n % 32 != 0) return false;
+    return std::any_of(ws.begin(), ws.end(), [](const DeviceMatrix& w) { return matvec_quantized_supported(w.type); });
+  }
+  // y (consecutive ranges for the stacked ws) = ws times rms_norm(x) * weight: through the 8-bit
+  // rounding (one kernel for the norm and the rounding) when a product reads it; else each F32/F16/
+  // BF16 product normalizes x itself (no launch for the norm); else through h.
+  void normed_products(const std::vector<DeviceMatrix>& ws, const float* in, const float* weight, float* y) {
+    float* hp = h.as<float>();
+    if (int8(ws, config.dim)) {
+      hq.quantize_rms_norm(in, weight, config.dim, config.norm_eps, hp, stream);
+      return products(ws, hp, &hq, y);
+    }
+    const bool floats = std::all_of(ws.begin(), ws.end(), [](const DeviceMatrix& w) {
+      return w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
+    });
+    if (!floats) {
+      rms_norm(in, weight, hp, 1, config.dim, config.norm_eps, stream);
+      return products(ws, hp, nullptr, y);
+    }
+    for (const DeviceMatrix& w : ws) {
+      matvec_rms_norm(w, in, weight, config.norm_eps, y, stream);
+      y += w.n_out;
+    }
+  }
+  // y = rms_norm(x) * weight [dim]; with `rounded`, also its 8-bit rounding (one kernel for both).
+  const QuantizedVector* norm(const float* x, const float* weight, float* y, bool rounded) {
+    if (!rounded) {
+      rms_norm(x, weight, y, 1, config.dim, config.norm_eps, stream);
+      return nullptr;
+    }
+    hq.quantize_rms_norm(x, weight, config.dim, config.norm_eps, y, stream);
     return &hq;
   }
 };
@@ -184,11 +228,14 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
   s.gate_up = floats(2 * config.ffn_dim);
   s.logits = floats(config.vocab_size);
   s.scratch = floats(int64_t(attention_scratch_floats(s.shape, config.max_positions)));
+  s.scratch.fill_bytes(0);
   s.io = DeviceBuffer(3 * sizeof(int32_t));
   s.argmax_scratch = DeviceBuffer(argmax_scratch_bytes());
   s.argmax_scratch.fill_bytes(0);
   detail::check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   detail::check(cudaMallocHost(reinterpret_cast<void**>(&s.host_io), 3 * sizeof(int32_t)), "cudaMallocHost");
+  detail::check(cudaMallocHost(reinterpret_cast<void**>(&s.host_logits), size_t(config.vocab_size) * sizeof(float)),
+                "cudaMallocHost logits");
   int64_t widest = 0;  // the longest vector that is rounded to 8 bits: allocated here, not while capturing
   for (const int64_t n : {config.dim, q_dim, config.ffn_dim}) {
     if (n % 32 == 0) widest = std::max(widest, n);
@@ -213,21 +260,24 @@ void LlamaDecoder::State::enqueue() {
   const float* freq = inv_freq.as<float>();
   embedding(token_embd, token, 1, xp, stream);                                      // x [dim]
   for (Layer& layer : layers) {
-    rms_norm(xp, layer.attn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);   // h [dim]
-    products(layer.qkv, hp, quantized(hp, c.dim, true), q);                         // [q | k | v]
+    normed_products(layer.qkv, xp, layer.attn_norm.as<float>(), q);                 // [q | k | v] of rms_norm(x)
     qkv_rows(q, layer.bias.as<float>(), 1, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, pos, 0, freq,
              c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, c.max_positions,
              stream);  // bias, RoPE of q and k, k and v into the cache
     attention_decode(q, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos, c.max_positions, shape,
                      scratch.as<float>(), attn.as<float>(), stream);                // attn [q_dim]
-    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, true), xp, true);  // x += wo attn
-    rms_norm(xp, layer.ffn_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
-    products(layer.gate_up, hp, quantized(hp, c.dim, true), gate);                  // [gate | up]
-    silu_mul(gate, up, c.ffn_dim, stream);
-    product(layer.w_down, gate, quantized(gate, c.ffn_dim, true), xp, true);        // x += w_down mlp
+    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, int8({layer.wo}, q_dim)), xp,
+            true);                                                                   // x += wo attn
+    normed_products(layer.gate_up, xp, layer.ffn_norm.as<float>(), gate);           // [gate | up] of rms_norm(x)
+    if (int8({layer.w_down}, c.ffn_dim)) {                                           // silu(gate) * up, rounded
+      hq.quantize_silu_mul(gate, up, c.ffn_dim, stream);
+      product(layer.w_down, gate, &hq, xp, true);                                    // x += w_down mlp
+    } else {
+      matvec_silu_mul(layer.w_down, gate, up, xp, stream, true);                    // the same, unrounded
+    }
   }
-  rms_norm(xp, output_norm.as<float>(), hp, 1, c.dim, c.norm_eps, stream);
-  product(output, hp, quantized(hp, c.dim, true), logits.as<float>());             // logits [vocab]
+  const QuantizedVector* hq_out = norm(xp, output_norm.as<float>(), hp, int8({output}, c.dim));
+  product(output, hp, hq_out, logits.as<float>());                                  // logits [vocab]
   argmax(logits.as<float>(), c.vocab_size, next, argmax_scratch.data(), stream);
 }
 
@@ -266,12 +316,13 @@ int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
   }
   detail::check(cudaMemcpyAsync(s.host_io + 2, s.io.as<int32_t>() + 2, sizeof(int32_t), cudaMemcpyDeviceToHost, s.stream),
                 "cudaMemcpyAsync next token");
-  if (logits != nullptr) {
-    detail::check(cudaMemcpyAsync(logits, s.logits.data(), size_t(c.vocab_size) * sizeof(float), cudaMemcpyDeviceToHost,
-                                  s.stream),
+  if (logits != nullptr) {  // through pinned memory: a direct copy to pageable memory is slower
+    detail::check(cudaMemcpyAsync(s.host_logits, s.logits.data(), size_t(c.vocab_size) * sizeof(float),
+                                  cudaMemcpyDeviceToHost, s.stream),
                   "cudaMemcpyAsync logits");
   }
   detail::check(cudaStreamSynchronize(s.stream), "decode step");
+  if (logits != nullptr) std::memcpy(logits, s.host_logits, size_t(c.vocab_size) * sizeof(float));
   return s.host_io[2];
 }
 
@@ -354,7 +405,8 @@ int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position
       const float* last = s.ph.as<float>() + (rows - 1) * c.dim;
       detail::check(cudaMemcpyAsync(s.h.data(), last, size_t(c.dim) * 4, cudaMemcpyDeviceToDevice, s.stream),
                     "cudaMemcpyAsync last row");
-      s.product(s.output, s.h.as<float>(), s.quantized(s.h.as<float>(), c.dim, true), s.logits.as<float>());
+      s.product(s.output, s.h.as<float>(), s.quantized(s.h.as<float>(), c.dim, s.int8({s.output}, c.dim)),
+                s.logits.as<float>());
       argmax(s.logits.as<float>(), c.vocab_size, s.io.as<int32_t>() + 2, s.argmax_scratch.data(), s.stream);
       detail::check(cudaMemcpyAsync(s.host_io + 2, s.io.as<int32_t>() + 2, sizeof(int32_t), cudaMemcpyDeviceToHost,
                                     s.stream),

@@ -45,6 +45,52 @@ __device__ __forceinline__ float4 load_x(const float* x, int64_t index4) {
   return __ldg(reinterpret_cast<const float4*>(x) + index4);
 }
 
+// Activation loaders: float4 number i of the vector the product reads; prepare() runs once per block
+// before the first load (all threads).
+struct PlainX {
+  const float* x;
+  __device__ void prepare(int64_t) {}
+  __device__ float4 operator()(int64_t i) const { return load_x(x, i); }
+};
+// rms_norm(x) * weight: every block sums the squares of x itself (a few KB from L2) instead of a
+// separate launch writing the normalized vector.
+struct NormX {
+  const float* x;
+  const float* weight;
+  float eps;
+  float inv;
+  __device__ void prepare(int64_t n) {
+    __shared__ float partial[kWarpsPerBlock];
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) {
+      const float4 v = load_x(x, i);
+      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+    }
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    ss = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) ss += partial[w];
+    inv = rsqrtf(ss / float(n) + eps);
+  }
+  __device__ float4 operator()(int64_t i) const {
+    const float4 v = load_x(x, i), w = load_x(weight, i);
+    return make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+  }
+};
+// silu(gate) * up, computed as the product reads it (the MLP's down projection).
+struct SiluMulX {
+  const float* gate;
+  const float* up;
+  __device__ void prepare(int64_t) {}
+  __device__ float4 operator()(int64_t i) const {
+    const float4 g = load_x(gate, i), u = load_x(up, i);
+    return make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
+                       g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
+  }
+};
+
 constexpr float kTwo23 = 8388608.0f;
 
 // Each format: Piece (what one lane loads for one 16-byte piece), pieces(m) per row, load(),
@@ -60,7 +106,8 @@ struct F32Format {
   }
   static constexpr int kRows = 4;  // rows per block
   using X = float4;
-  static __device__ X load_x(const float* x, int64_t c) { return cuda::load_x(x, c); }
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return x(c); }
   static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
     acc = fmaf(__uint_as_float(p.w.x), xv.x, acc);
     acc = fmaf(__uint_as_float(p.w.y), xv.y, acc);
@@ -93,7 +140,8 @@ struct HalfFormat {
   struct X {
     float4 a, b;
   };
-  static __device__ X load_x(const float* x, int64_t c) { return {cuda::load_x(x, 2 * c), cuda::load_x(x, 2 * c + 1)}; }
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return {x(2 * c), x(2 * c + 1)}; }
   static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
     const float4& x0 = xv.a;
     const float4& x1 = xv.b;
@@ -137,10 +185,11 @@ struct Q8Format {
   struct X {
     float4 v[4];
   };
-  static __device__ X load_x(const float* x, int64_t c) {
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) {
     X xv;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) xv.v[i] = cuda::load_x(x, 4 * c + i);
+    for (int i = 0; i < 4; ++i) xv.v[i] = x(4 * c + i);
     return xv;
   }
   static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
@@ -173,10 +222,11 @@ struct Q4Format {
   struct X {
     float4 v[8];
   };
-  static __device__ X load_x(const float* x, int64_t c) {
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) {
     X xv;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) xv.v[i] = cuda::load_x(x, 8 * c + i);
+    for (int i = 0; i < 8; ++i) xv.v[i] = x(8 * c + i);
     return xv;
   }
   static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
@@ -216,14 +266,15 @@ struct Q4KFormat {
     float4 a[4], b[4];  // the low- and high-nibble elements
     float sum_a, sum_b;
   };
-  static __device__ X load_x(const float* x, int64_t c) {
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) {
     const int j = int(c % 8);
     const int64_t x4 = (c / 8) * 64 + (j >> 1) * 16 + (j & 1) * 4;  // float4 index of the low-nibble elements
     X xv;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      xv.a[i] = cuda::load_x(x, x4 + i);
-      xv.b[i] = cuda::load_x(x, x4 + 8 + i);
+      xv.a[i] = x(x4 + i);
+      xv.b[i] = x(x4 + 8 + i);
     }
     xv.sum_a = (sum4(xv.a[0]) + sum4(xv.a[1])) + (sum4(xv.a[2]) + sum4(xv.a[3]));
     xv.sum_b = (sum4(xv.b[0]) + sum4(xv.b[1])) + (sum4(xv.b[2]) + sum4(xv.b[3]));
@@ -286,14 +337,15 @@ struct Q6KFormat {
   struct X {
     float4 a[4], b[4];  // the low- and high-nibble elements
   };
-  static __device__ X load_x(const float* x, int64_t c) {
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) {
     const int j = int(c % 8);
     const int64_t x4 = (c / 8) * 64 + (128 * (j >> 2) + 32 * ((j >> 1) & 1) + 16 * (j & 1)) / 4;
     X xv;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      xv.a[i] = cuda::load_x(x, x4 + i);
-      xv.b[i] = cuda::load_x(x, x4 + 16 + i);
+      xv.a[i] = x(x4 + i);
+      xv.b[i] = x(x4 + 16 + i);
     }
     return xv;
   }
@@ -332,9 +384,9 @@ struct Q6KFormat {
 };
 
 // Block b: rows [b * kRows, ...); warp w takes the pieces w * 32 + lane, + 128, ... of every row.
-template <typename Format>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, const float* __restrict__ x,
-                                                                     float* __restrict__ y, bool accumulate) {
+template <typename Format, typename Loader>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, Loader x, float* __restrict__ y,
+                                                                     bool accumulate) {
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -343,6 +395,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, c
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
   const int64_t n_pieces = Format::pieces(m);
+  x.prepare(m.n_in);
   float acc[kRows] = {};
   for (int64_t c = int64_t(warp) * 32 + lane; c < n_pieces; c += kWarpsPerBlock * 32) {
     typename Format::Piece pieces[kRows];
@@ -412,9 +465,43 @@ void matvec(const DeviceMatrix& w, const float* x, float* y, Stream stream, bool
   dispatch(w.type, [&](auto format) {
     using Format = decltype(format);
     const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
-    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, x, y, accumulate);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, PlainX{x}, y, accumulate);
   });
   detail::check_launch("matvec");
+}
+
+void matvec_rms_norm(const DeviceMatrix& w, const float* x, const float* weight, float eps, float* y, Stream stream,
+                     bool accumulate) {
+  check_matrix(w);
+  if (x == nullptr || weight == nullptr || y == nullptr) {
+    detail::fail_argument("matvec_rms_norm: expected device vectors, found a null pointer");
+  }
+  if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16) {
+    detail::fail_unsupported("matvec_rms_norm: expected F32, F16 or BF16 weights, found " +
+                             std::string(dtype_name(w.type)));
+  }
+  const Matrix m = view(w);
+  dispatch(w.type, [&](auto format) {
+    using Format = decltype(format);
+    const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, NormX{x, weight, eps, 0.0f}, y, accumulate);
+  });
+  detail::check_launch("matvec_rms_norm");
+}
+
+void matvec_silu_mul(const DeviceMatrix& w, const float* gate, const float* up, float* y, Stream stream,
+                     bool accumulate) {
+  check_matrix(w);
+  if (gate == nullptr || up == nullptr || y == nullptr) {
+    detail::fail_argument("matvec_silu_mul: expected device vectors, found a null pointer");
+  }
+  const Matrix m = view(w);
+  dispatch(w.type, [&](auto format) {
+    using Format = decltype(format);
+    const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, SiluMulX{gate, up}, y, accumulate);
+  });
+  detail::check_launch("matvec_silu_mul");
 }
 
 void embedding(const DeviceMatrix& table, const int32_t* ids, int64_t n_ids, float* out, Stream stream) {

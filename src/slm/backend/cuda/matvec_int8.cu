@@ -228,6 +228,54 @@ __global__ void quantize_kernel(const float* x, int64_t n, int8_t* q, float* d, 
   if ((lane & 15) == 0) sums[block * 2 + (lane >> 4)] = sum;
 }
 
+// One block of 32 values per warp (lane = element): rounds v into q, d and sums as quantize_kernel.
+__device__ __forceinline__ void quantize_block32(float v, int64_t block, int lane, int8_t* q, float* d, float* sums) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+  q[block * 32 + lane] = int8_t(max(-127, min(127, __float2int_rn(v * inverse))));
+  float sum = v;
+#pragma unroll
+  for (int offset = 8; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) d[block] = amax / 127.0f;
+  if ((lane & 15) == 0) sums[block * 2 + (lane >> 4)] = sum;
+}
+
+// quantize_kernel of silu(gate) * up, computed on the fly.
+__global__ void quantize_silu_mul_kernel(const float* gate, const float* up, int64_t n, int8_t* q, float* d,
+                                         float* sums) {
+  const int64_t block = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = int(threadIdx.x) & 31;
+  if (block >= n / 32) return;
+  const float g = gate[block * 32 + lane];
+  quantize_block32(g / (1.0f + expf(-g)) * up[block * 32 + lane], block, lane, q, d, sums);
+}
+
+// One block: y = x / sqrt(mean(x^2) + eps) * weight (when y is not null), rounded as quantize_kernel.
+__global__ void __launch_bounds__(1024) rms_norm_quantize_kernel(const float* x, const float* weight, int64_t n,
+                                                                 float eps, float* y, int8_t* q, float* d,
+                                                                 float* sums) {
+  __shared__ float partial[32];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, n_warps = int(blockDim.x) >> 5;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(x[i], x[i], ss);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+  if (lane == 0) partial[warp] = ss;
+  __syncthreads();
+  ss = lane < n_warps ? partial[lane] : 0.0f;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+  const float inv = rsqrtf(ss / float(n) + eps);
+  for (int64_t block = warp; block < n / 32; block += n_warps) {
+    const int64_t i = block * 32 + lane;
+    const float v = x[i] * inv * weight[i];
+    if (y != nullptr) y[i] = v;
+    quantize_block32(v, block, lane, q, d, sums);
+  }
+}
+
 size_t quantized_bytes(int64_t n) { return size_t(n) + size_t(n / 32) * 4 + size_t(n / 16) * 4; }
 
 }  // namespace
@@ -252,6 +300,40 @@ void QuantizedVector::quantize(const float* x, int64_t n, Stream stream) {
   const auto blocks = unsigned((n / 32 * 32 + threads - 1) / threads);
   quantize_kernel<<<blocks, threads, 0, stream>>>(x, n, reinterpret_cast<int8_t*>(base), d, d + n / 32);
   detail::check_launch("quantize");
+}
+
+void QuantizedVector::reserve(int64_t n) {
+  if (n <= 0 || n % 32 != 0) {
+    detail::fail_argument("quantize: expected a length that is a positive multiple of 32, found " + std::to_string(n));
+  }
+  if (n > capacity_) {
+    buffer_ = DeviceBuffer(quantized_bytes(n));
+    capacity_ = n;
+  }
+  n_ = n;
+}
+
+void QuantizedVector::quantize_rms_norm(const float* x, const float* weight, int64_t n, float eps, float* y,
+                                        Stream stream) {
+  if (x == nullptr || weight == nullptr) detail::fail_argument("quantize_rms_norm: null pointer");
+  reserve(n);
+  auto* base = buffer_.as<uint8_t>();
+  auto* d = reinterpret_cast<float*>(base + n);
+  rms_norm_quantize_kernel<<<1, 1024, 0, stream>>>(x, weight, n, eps, y, reinterpret_cast<int8_t*>(base), d,
+                                                   d + n / 32);
+  detail::check_launch("quantize_rms_norm");
+}
+
+void QuantizedVector::quantize_silu_mul(const float* gate, const float* up, int64_t n, Stream stream) {
+  if (gate == nullptr || up == nullptr) detail::fail_argument("quantize_silu_mul: null pointer");
+  reserve(n);
+  auto* base = buffer_.as<uint8_t>();
+  auto* d = reinterpret_cast<float*>(base + n);
+  const int threads = 256;
+  const auto blocks = unsigned((n + threads - 1) / threads);
+  quantize_silu_mul_kernel<<<blocks, threads, 0, stream>>>(gate, up, n, reinterpret_cast<int8_t*>(base), d,
+                                                           d + n / 32);
+  detail::check_launch("quantize_silu_mul");
 }
 
 bool matvec_quantized_supported(DType type) {

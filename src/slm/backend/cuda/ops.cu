@@ -249,35 +249,14 @@ __device__ __forceinline__ float4 load4(const __half* p) {
   return make_float4(a.x, a.y, b.x, b.y);
 }
 
-// The same split as attention_split_kernel with every load in flight at once (head_dim and kv_stride
-// multiples of 4): thread j scores key j of the split alone (its row in 16-byte pieces against q in
-// shared memory), then the threads split as (key group, 4 dimensions) for the weighted sum of values,
-// and the key groups are added in shared memory.
+// One split of attention_split_vec_kernel over keys [first, last] (at least one).
 template <typename T>
-__global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
-    const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, const int32_t* position, int64_t capacity,
-    int64_t n_splits, AttentionShape shape, float* partial, float* stats) {
-  __shared__ float probs[kKeysPerSplit];
-  __shared__ float reduce[32];
-  extern __shared__ float shared[];  // q [head_dim], then the key groups' sums [groups][head_dim]
-  const int hd = int(shape.head_dim);
-  const int64_t head = blockIdx.x, split = blockIdx.y;
-  const int64_t kv_col = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
-  const int64_t pos = *position;
-  const int64_t start = shape.sliding_window > 0 ? max(int64_t(0), pos - shape.sliding_window + 1) : 0;
-  const int64_t first = max(start, split * kKeysPerSplit);
-  const int64_t last = min(pos, split * kKeysPerSplit + kKeysPerSplit - 1);
-  float* out = partial + (head * n_splits + split) * hd;
-  float* stat = stats + (head * n_splits + split) * 2;
+__device__ void split_block(const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, int64_t first,
+                            int64_t last, int64_t head, const AttentionShape& shape, float* shared, float* probs,
+                            float* reduce, float* out, float* stat) {
   const int tid = int(threadIdx.x);
-  if (first > last || pos >= capacity) {
-    for (int d = tid; d < hd; d += blockDim.x) out[d] = 0.0f;
-    if (tid == 0) {
-      stat[0] = -INFINITY;
-      stat[1] = 0.0f;
-    }
-    return;
-  }
+  const int hd = int(shape.head_dim);
+  const int64_t kv_col = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
   float* q_shared = shared;
   float* sums = shared + hd;
   for (int d = tid; d < hd; d += blockDim.x) q_shared[d] = q[head * hd + d];
@@ -329,6 +308,63 @@ __global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
     stat[0] = m;
     stat[1] = l;
   }
+}
+
+// The same split as attention_split_kernel with every load in flight at once (head_dim and kv_stride
+// multiples of 4): thread j scores key j of the split alone (its row in 16-byte pieces against q in
+// shared memory), then the threads split as (key group, 4 dimensions) for the weighted sum of values,
+// and the key groups are added in shared memory.
+template <typename T>
+__global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
+    const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, const int32_t* position, int64_t capacity,
+    int64_t n_splits, AttentionShape shape, float* partial, float* stats, unsigned int* done, float* result) {
+  __shared__ float probs[kKeysPerSplit];
+  __shared__ bool last_block;
+  __shared__ float reduce[32];
+  extern __shared__ float shared[];  // q [head_dim], then the key groups' sums [groups][head_dim]
+  const int hd = int(shape.head_dim);
+  const int64_t head = blockIdx.x, split = blockIdx.y;
+  const int64_t pos = *position;
+  const int64_t start = shape.sliding_window > 0 ? max(int64_t(0), pos - shape.sliding_window + 1) : 0;
+  const int64_t first = max(start, split * kKeysPerSplit);
+  const int64_t last = min(pos, split * kKeysPerSplit + kKeysPerSplit - 1);
+  float* out = partial + (head * n_splits + split) * hd;
+  float* stat = stats + (head * n_splits + split) * 2;
+  const int tid = int(threadIdx.x);
+  if (first > last || pos >= capacity) {
+    for (int d = tid; d < hd; d += blockDim.x) out[d] = 0.0f;
+    if (tid == 0) {
+      stat[0] = -INFINITY;
+      stat[1] = 0.0f;
+    }
+  } else {
+    split_block<T>(q, k_cache, v_cache, kv_stride, first, last, head, shape, shared, probs, reduce, out, stat);
+  }
+  // The head's last block to finish merges its splits (no separate launch); it resets the counter.
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) last_block = atomicAdd(done + head, 1u) == unsigned(n_splits) - 1;
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  const float* head_stats = stats + head * n_splits * 2;
+  float m = -INFINITY;
+  for (int64_t sp = 0; sp < n_splits; ++sp) m = fmaxf(m, __ldcg(head_stats + 2 * sp));
+  float l = 0.0f;
+  for (int64_t sp = 0; sp < n_splits; ++sp) {
+    const float ls = __ldcg(head_stats + 2 * sp + 1);
+    if (ls > 0.0f) l += expf(__ldcg(head_stats + 2 * sp) - m) * ls;
+  }
+  const float inv = 1.0f / l;
+  for (int d = tid; d < hd; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t sp = 0; sp < n_splits; ++sp) {
+      const float ls = __ldcg(head_stats + 2 * sp + 1);
+      if (ls > 0.0f) acc = fmaf(expf(__ldcg(head_stats + 2 * sp) - m), __ldcg(partial + (head * n_splits + sp) * hd + d), acc);
+    }
+    result[head * hd + d] = acc * inv;
+  }
+  if (tid == 0) done[head] = 0;
 }
 
 // out[head] = sum_s exp(m_s - M) partial_s / sum_s exp(m_s - M) l_s.
@@ -562,7 +598,7 @@ void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, 
 
 size_t attention_scratch_floats(const AttentionShape& shape, int64_t capacity) {
   const int64_t n_splits = (capacity + kKeysPerSplit - 1) / kKeysPerSplit;
-  return size_t(shape.n_heads * n_splits * (shape.head_dim + 2));
+  return size_t(shape.n_heads * n_splits * (shape.head_dim + 2) + shape.n_heads);  // + a counter per head
 }
 
 void attention_decode(const float* q, const void* k_cache, const void* v_cache, DType kv_type, int64_t kv_stride,
@@ -581,6 +617,7 @@ void attention_decode(const float* q, const void* k_cache, const void* v_cache, 
   require(n_splits <= 65535 && shape.n_heads <= 0x7fffffff, "attention_decode: capacity too large");
   float* partial = scratch;
   float* stats = scratch + shape.n_heads * n_splits * shape.head_dim;
+  auto* done = reinterpret_cast<unsigned int*>(stats + shape.n_heads * n_splits * 2);  // zeroed, left zeroed
   const dim3 grid(unsigned(shape.n_heads), unsigned(n_splits));
   const size_t q_bytes = size_t(shape.head_dim) * sizeof(float);
   const bool vec = shape.head_dim % 4 == 0 && shape.head_dim <= 4 * kKeysPerSplit && kv_stride % 4 == 0;
@@ -590,11 +627,11 @@ void attention_decode(const float* q, const void* k_cache, const void* v_cache, 
     if (kv_type == DType::F32) {
       attention_split_vec_kernel<float><<<grid, kKeysPerSplit, bytes, stream>>>(
           q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), kv_stride, position, capacity,
-          n_splits, shape, partial, stats);
+          n_splits, shape, partial, stats, done, out);
     } else {
       attention_split_vec_kernel<__half><<<grid, kKeysPerSplit, bytes, stream>>>(
           q, static_cast<const __half*>(k_cache), static_cast<const __half*>(v_cache), kv_stride, position, capacity,
-          n_splits, shape, partial, stats);
+          n_splits, shape, partial, stats, done, out);
     }
   } else if (kv_type == DType::F32) {
     attention_split_kernel<float><<<grid, kAttentionThreads, q_bytes, stream>>>(
@@ -606,6 +643,7 @@ void attention_decode(const float* q, const void* k_cache, const void* v_cache, 
         n_splits, shape, partial, stats);
   }
   detail::check_launch("attention_decode");
+  if (vec) return;  // its blocks merged the splits
   attention_merge_kernel<<<unsigned(shape.n_heads), 128, 0, stream>>>(partial, stats, n_splits, shape.head_dim, out);
   detail::check_launch("attention_decode merge");
 }
