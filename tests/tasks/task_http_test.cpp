@@ -248,6 +248,40 @@ TEST_F(TaskHttp, BadRequestsAreClear400s) {
   EXPECT_EQ(unknown.status, 404) << unknown.body;
 }
 
+TEST_F(TaskHttp, AClientThatGoesAwayStopsItsTask) {
+  // 256 texts would keep the engine busy for many seconds; the client leaves once they run.
+  std::vector<std::string> texts(256, "Subject: Cannot log in\nSince this morning the portal says my password is wrong.");
+  const std::string body = json{{"input", texts}, {"labels", {"urgent", "normal", "spam"}}}.dump();
+  const int fd = slm_test::connect_to(server_->port());
+  slm_test::send_all(fd, slm_test::request_text("POST", "/v1/classify", body));
+  auto prompt_tokens = [] {
+    return slm_test::metric(slm_test::http(server_->port(), "GET", "/metrics").body, "slm_prompt_tokens_total");
+  };
+  const double before = prompt_tokens();
+  const auto start = std::chrono::steady_clock::now();
+  while (prompt_tokens() <= before && std::chrono::steady_clock::now() - start < std::chrono::seconds(20)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(prompt_tokens(), before) << "the task never reached the engine";
+  ::close(fd);
+  // The engine settles (no growth over half a second) long before 256 texts could be scored.
+  const auto closed = std::chrono::steady_clock::now();
+  double last = prompt_tokens();
+  while (std::chrono::steady_clock::now() - closed < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const double now = prompt_tokens();
+    if (now == last) break;
+    last = now;
+  }
+  // Every text costs three prompts of about 30 tokens: all 256 would add over 20,000.
+  EXPECT_LT(last - before, 10000) << "the task went on after its client left";
+  const std::string metrics = slm_test::http(server_->port(), "GET", "/metrics").body;
+  EXPECT_EQ(slm_test::metric(metrics, "slm_queue_depth"), 0);
+  // The server goes on answering tasks.
+  auto after = post("/v1/redact", {{"input", "mail a@b.example"}});
+  EXPECT_EQ(after.status, 200) << after.body;
+}
+
 TEST(TaskHttpRouter, TaskRequestsFollowTheRoutersTaskRules) {
   const fs::path dir = fs::temp_directory_path() / ("slm_task_router_" + std::to_string(::getpid()));
   fs::create_directories(dir);

@@ -76,7 +76,10 @@ json echo_for(const std::string& prompt) {
     tokens.push_back(" spam");
     lps.push_back(-2.0);
   }
-  return {{"text", prompt}, {"finish_reason", "length"}, {"logprobs", {{"tokens", tokens}, {"token_logprobs", lps}}}};
+  // The one generated token comes last (finish "length") and is not part of the label.
+  tokens.push_back(" to");
+  lps.push_back(-9.0);
+  return {{"text", prompt + " to"}, {"finish_reason", "length"}, {"logprobs", {{"tokens", tokens}, {"token_logprobs", lps}}}};
 }
 
 server::RequestInfo client_info() {
@@ -111,7 +114,8 @@ TEST(TaskProvider, ClassifySumsTheLabelTokensAndTagsItsRequests) {
   for (const auto& s : inner->seen) {
     EXPECT_EQ(s.request["model"], "m");
     EXPECT_EQ(s.request["echo"], true);
-    EXPECT_EQ(s.request["max_tokens"], 0);
+    EXPECT_EQ(s.request["max_tokens"], 1);
+    EXPECT_EQ(s.request["ignore_eos"], true);
     EXPECT_EQ(s.request["metadata"]["task"], "classify");
     EXPECT_EQ(s.info.headers.at("x-slm-task"), "classify");
     EXPECT_EQ(s.info.headers.at("user-agent"), "test");

@@ -260,6 +260,8 @@ struct ClassifyRequest {
 
 // The log-probability of the label at the end of an echoed prompt: the trailing tokens that cover
 // the label's bytes (the label's own tokens; a token shared with the prompt's end counts whole).
+// The request generates one token (max_tokens 1, ignore_eos): when the choice ended by length, its
+// last entry is that token and is left out.
 double label_logprob(const json& choice, size_t label_bytes) {
   const json* lp = choice.contains("logprobs") && choice["logprobs"].is_object() ? &choice["logprobs"] : nullptr;
   if (!lp || !lp->contains("tokens") || !lp->contains("token_logprobs") || !(*lp)["tokens"].is_array() ||
@@ -270,7 +272,9 @@ double label_logprob(const json& choice, size_t label_bytes) {
   const json& logprobs = (*lp)["token_logprobs"];
   double sum = 0.0;
   size_t covered = 0;
-  for (size_t k = tokens.size(); k-- > 0 && covered < label_bytes;) {
+  size_t end = tokens.size();
+  if (end > 0 && choice.contains("finish_reason") && choice["finish_reason"] == "length") --end;
+  for (size_t k = end; k-- > 0 && covered < label_bytes;) {
     if (!logprobs[k].is_number()) {
       throw server::ApiException(server::make_error(502, "server_error", "expected a log-probability for every label token, found null"));
     }
@@ -295,7 +299,10 @@ json classify_job(const ClassifyRequest& r, const Context& ctx) {
     ojson prompts = ojson::array();
     for (const auto& l : r.labels) prompts.push_back(prompt + " " + l);
     body["prompt"] = std::move(prompts);
-    body["max_tokens"] = 0;
+    // One generated token rather than none: the scheduler serves prompt-only requests badly under
+    // concurrency (they wait in the queue), and one token costs one short decode step.
+    body["max_tokens"] = 1;
+    body["ignore_eos"] = true;
     body["echo"] = true;
     body["logprobs"] = 0;
     body["temperature"] = 0;
