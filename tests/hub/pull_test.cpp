@@ -2,6 +2,7 @@
 // authentication, unsafe names.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -28,6 +29,7 @@ class PullTest : public ::testing::Test {
     part1_ = test::make_gguf(src / "part1.gguf", 4096, 3);
     part2_ = test::make_gguf(src / "part2.gguf", 4096, 4);
     const fs::path fixture = fs::path(SLM_TEST_DATA) / "models" / "llama3";
+    const fs::path bert = fs::path(SLM_TEST_DATA) / "models" / "bert_tiny";
     nlohmann::json config = {
         {"token", "hf_secret_token"},
         {"repos",
@@ -45,6 +47,16 @@ class PullTest : public ::testing::Test {
               {"model.safetensors", {{"file", (fixture / "model.safetensors").string()}}},
               {"tokenizer_config.json", {{"text", "{\"add_bos_token\": true}"}}},
               {"README.md", {{"text", "not pulled"}}}}}}},
+          {"test/tiny-bert",
+           {{"files",
+             {{"config.json", {{"file", (bert / "config.json").string()}}},
+              {"model.safetensors", {{"file", (bert / "model.safetensors").string()}}},
+              {"tokenizer.json", {{"file", (bert / "tokenizer.json").string()}}},
+              {"modules.json", {{"file", (bert / "modules.json").string()}}},
+              {"sentence_bert_config.json", {{"file", (bert / "sentence_bert_config.json").string()}}},
+              {"1_Pooling/config.json", {{"file", (bert / "1_Pooling" / "config.json").string()}}},
+              {"2_Normalize/README", {{"text", "no files\n"}}},
+              {"onnx/config.json", {{"text", "{}"}}}}}}},
           {"test/private-GGUF", {{"private", true}, {"files", {{"p-Q4_K_M.gguf", {{"file", q4_.string()}}}}}}},
           {"test/evil-GGUF",
            {{"files", {{"e-Q4_K_M.gguf", {{"file", q4_.string()}}}}}, {"extra_listing", {"../../evil-Q8_0.gguf"}}}}}}};
@@ -154,6 +166,20 @@ TEST_F(PullTest, SafetensorsRepoWithSmallFilesVerifiedByGitId) {
   }
   EXPECT_TRUE(cache_hop);
   EXPECT_TRUE(cdn_hop);
+}
+
+TEST_F(PullTest, EmbeddingRepoBringsItsPoolingFiles) {
+  const fs::path bert = fs::path(SLM_TEST_DATA) / "models" / "bert_tiny";
+  const Manifest m = pull_name("hf:test/tiny-bert", options());
+  EXPECT_EQ(m.name, "hf:test/tiny-bert:safetensors");
+  std::vector<std::string> got;
+  for (const auto& f : m.files) got.push_back(f.path);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"1_Pooling/config.json", "config.json", "model.safetensors", "modules.json",
+                                           "sentence_bert_config.json", "tokenizer.json"}));
+  EXPECT_EQ(test::slurp(m.dir / "1_Pooling" / "config.json"), test::slurp(bert / "1_Pooling" / "config.json"));
+  EXPECT_EQ(test::slurp(m.dir / "modules.json"), test::slurp(bert / "modules.json"));
+  EXPECT_FALSE(fs::exists(m.dir / "onnx"));
 }
 
 TEST_F(PullTest, ResumesAfterACutDownloadingOnlyTheRest) {

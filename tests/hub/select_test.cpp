@@ -109,6 +109,18 @@ TEST(Select, SafetensorsFolderFiles) {
   EXPECT_THROW(select_files(repo({"README.md", "model.safetensors"}), parse_model_name("hf:o/r")), Error);
 }
 
+TEST(Select, SafetensorsFolderBringsSentenceTransformersFiles) {
+  const auto info = repo({"1_Pooling/config.json", "1_Pooling/README.md", "2_Dense/config.json", "README.md",
+                          "config.json", "config_sentence_transformers.json", "model.safetensors", "modules.json",
+                          "onnx/config.json", "sentence_bert_config.json", "tokenizer.json", "x_Pool/config.json",
+                          "1_/config.json", "3_Deep/sub/config.json"});
+  const auto s = select_files(info, parse_model_name("hf:o/r"));
+  EXPECT_EQ(paths(s), (std::vector<std::string>{"1_Pooling/config.json", "2_Dense/config.json", "config.json",
+                                                "config_sentence_transformers.json", "model.safetensors",
+                                                "modules.json", "sentence_bert_config.json", "tokenizer.json"}));
+  EXPECT_EQ(s.format, "safetensors");
+}
+
 TEST(Select, NamedFileAndErrors) {
   const auto info = repo({"m-Q4_K_M.gguf", "sub/m-Q8_0.gguf", "m-IQ4_XS.gguf"});
   const auto s = select_files(info, parse_model_name("hf:o/r/sub/m-Q8_0.gguf"));

@@ -72,15 +72,33 @@ Selection gguf_selection(const RepoInfo& info, const ModelName& name, std::vecto
   return s;
 }
 
+// The config.json of a sentence-transformers module folder ("1_Pooling/config.json",
+// "2_Dense/config.json"): one folder level whose name is digits, '_' and a name.
+bool is_module_config(const std::string& path) {
+  const size_t slash = path.find('/');
+  if (slash == std::string::npos || path.substr(slash + 1) != "config.json") return false;
+  size_t digits = 0;
+  while (digits < slash && path[digits] >= '0' && path[digits] <= '9') ++digits;
+  return digits > 0 && digits + 1 < slash && path[digits] == '_';
+}
+
 Selection safetensors_selection(const RepoInfo& info, const ModelName& name) {
+  // Model files plus the sentence-transformers files that say how an encoder pools and
+  // normalizes its token vectors.
   static const std::set<std::string> wanted = {"config.json", "tokenizer.json", "tokenizer_config.json",
-                                               "generation_config.json", "model.safetensors.index.json"};
+                                               "generation_config.json", "model.safetensors.index.json",
+                                               "modules.json", "sentence_bert_config.json",
+                                               "config_sentence_transformers.json"};
   Selection s;
   s.format = "safetensors";
   s.entry = std::string(1, '.');  // (a string literal here trips a g++ 12 -Wrestrict false positive)
   bool config = false, weights = false;
   for (const auto& f : info.files) {
-    if (f.path.find('/') != std::string::npos) continue;  // top level only
+    if (is_module_config(f.path)) {
+      s.files.push_back(f);
+      continue;
+    }
+    if (f.path.find('/') != std::string::npos) continue;  // otherwise top level only
     const bool weight = iends_with(f.path, ".safetensors");
     if (weight || wanted.count(f.path)) s.files.push_back(f);
     config = config || f.path == "config.json";

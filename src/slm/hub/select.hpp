@@ -2,7 +2,8 @@
 //
 //   hf:O/R:TAG          GGUF files whose name carries TAG (case-insensitive, bounded): a single file
 //                       is preferred to a split set; a split set ("-00001-of-0000N") brings all parts.
-//   hf:O/R:safetensors  the Hugging Face folder (config, tokenizer, weights, index).
+//   hf:O/R:safetensors  the Hugging Face folder (config, tokenizer, weights, index) and the
+//                       sentence-transformers files (modules.json, N_Name/config.json, ...).
 //   hf:O/R/FILE.gguf    that file (with all its parts if it is one part of a split set).
 //   hf:O/R              GGUF repo: Q4_K_M, else Q8_0, else the first GGUF by path; otherwise the
 //                       safetensors folder.
