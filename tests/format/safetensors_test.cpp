@@ -200,10 +200,53 @@ TEST(Safetensors, MissingPathsAreNotFound) {
 }
 
 TEST(Safetensors, UnsupportedDtypesNameTheTensor) {
-  EXPECT_SLM_ERROR(parse(one_tensor("I8", "[4]", "[0,4]", 4)), ErrorKind::unsupported, "tensor 'w' has dtype I8");
+  EXPECT_SLM_ERROR(parse(one_tensor("U8", "[4]", "[0,4]", 4)), ErrorKind::unsupported, "tensor 'w' has dtype U8");
   EXPECT_SLM_ERROR(parse(one_tensor("F8_E4M3", "[4]", "[0,4]", 4)), ErrorKind::unsupported, "tensor 'w' has dtype F8_E4M3");
-  EXPECT_SLM_ERROR(parse(one_tensor("I64", "[1]", "[0,8]", 8)), ErrorKind::unsupported, "I64");
+  EXPECT_SLM_ERROR(parse(one_tensor("U64", "[1]", "[0,8]", 8)), ErrorKind::unsupported, "U64");
+  EXPECT_SLM_ERROR(parse(one_tensor("I64", "[2]", "[0,8]", 8)), ErrorKind::format, "expected 16 bytes for I64");
   EXPECT_SLM_ERROR(parse(one_tensor("Q9", "[1]", "[0,8]", 8)), ErrorKind::format, "expected a safetensors dtype, found 'Q9'");
+}
+
+// A checkpoint with an integer buffer (BERT's embeddings.position_ids, I64) beside its weights:
+// both load, the buffer with its own type and bytes, the weight unchanged.
+TEST(Safetensors, IntegerBuffersLoadBesideTheWeights) {
+  const std::vector<float> w = test::random_floats(6, 21);
+  std::vector<int64_t> ids = {0, 1, 2, 3, 4};
+  std::vector<int32_t> small = {-7, 9};
+  std::vector<uint8_t> data(5 * 8 + 2 * 4 + 24);
+  std::memcpy(data.data(), ids.data(), 40);
+  std::memcpy(data.data() + 40, small.data(), 8);
+  std::memcpy(data.data() + 48, w.data(), 24);
+  const std::string header =
+      R"({"embeddings.position_ids":{"dtype":"I64","shape":[1,5],"data_offsets":[0,40]},)"
+      R"("counts":{"dtype":"I32","shape":[2],"data_offsets":[40,48]},)"
+      R"("embeddings.word_embeddings.weight":{"dtype":"F32","shape":[3,2],"data_offsets":[48,72]}})";
+  TempDir dir;
+  test::write_file(dir.file("model.safetensors"), image(header, data).data);
+  const Archive archive = Archive::open(dir.path().string());
+  ASSERT_EQ(archive.tensors().size(), 3u);
+  const TensorInfo* pos = archive.find("embeddings.position_ids");
+  ASSERT_NE(pos, nullptr);
+  EXPECT_EQ(pos->type, DType::I64);
+  EXPECT_EQ(pos->shape, (std::vector<uint64_t>{1, 5}));
+  ASSERT_EQ(pos->n_bytes, 40u);
+  std::vector<int64_t> got(5);
+  std::memcpy(got.data(), pos->data, 40);
+  EXPECT_EQ(got, ids);
+  const TensorInfo* counts = archive.find("counts");
+  ASSERT_NE(counts, nullptr);
+  EXPECT_EQ(counts->type, DType::I32);
+  int32_t c1 = 0;
+  std::memcpy(&c1, counts->data + 4, 4);
+  EXPECT_EQ(c1, 9);
+  const TensorInfo* weight = archive.find("embeddings.word_embeddings.weight");
+  ASSERT_NE(weight, nullptr);
+  EXPECT_EQ(weight->type, DType::F32);
+  std::vector<float> wf(6);
+  std::memcpy(wf.data(), weight->data, 24);
+  EXPECT_EQ(wf, w);
+  const Archive i8 = parse(one_tensor("I8", "[4]", "[0,4]", 4));
+  EXPECT_EQ(i8.tensors().at(0).type, DType::I8);
 }
 
 TEST(Safetensors, HeaderLengthChecks) {

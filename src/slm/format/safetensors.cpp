@@ -163,8 +163,14 @@ Parsed parse_image(const uint8_t* bytes, size_t size, const Limits& limits, cons
     } else if (dtype == "BF16") {
       info.type = DType::BF16;
       element_bytes = 2;
+    } else if (dtype == "I8" || dtype == "I16" || dtype == "I32" || dtype == "I64") {
+      // Integer buffers that checkpoints carry beside the weights (BERT's embeddings.position_ids):
+      // readable as they are; loaders skip them by name.
+      element_bytes = uint64_t(std::stoi(dtype.substr(1)) / 8);
+      info.type = element_bytes == 1 ? DType::I8 : element_bytes == 2 ? DType::I16 : element_bytes == 4 ? DType::I32 : DType::I64;
     } else if (unsupported_dtype(dtype)) {
-      fail(ErrorKind::unsupported, "{}: tensor '{}' has dtype {}; supported dtypes are F32, F16 and BF16", source, name, dtype);
+      fail(ErrorKind::unsupported, "{}: tensor '{}' has dtype {}; supported dtypes are F32, F16, BF16 and I8 to I64", source, name,
+           dtype);
     } else {
       fail(ErrorKind::format, "{}: tensor '{}': expected a safetensors dtype, found '{}'", source, name, dtype);
     }

@@ -17,7 +17,7 @@ namespace slm::safetensors {
 
 struct TensorInfo {
   std::string name;
-  DType type = DType::F32;         // F32, F16 or BF16 (others: Error(unsupported) at open)
+  DType type = DType::F32;         // F32, F16, BF16, or I8/I16/I32/I64 (others: Error(unsupported) at open)
   std::vector<uint64_t> shape;     // outermost first, as safetensors/PyTorch store it
   const uint8_t* data = nullptr;   // inside the mapping of its file; may be unaligned (use memcpy)
   uint64_t n_bytes = 0;
