@@ -11,12 +11,12 @@ measured per run:
   - aggregate tokens/s: S * T / (wall time from the first request sent to the last stream ended);
   - time to first token: from a request sent to its first chunk with text (median over the S).
 Reports the median over the rounds of each figure and, with two servers, the ratio first/second.
-Prompts are distinct per stream (so that prefix caches do not merge them) and the same for every
-server. A URL ending in "#native" is sent llama.cpp's own POST /completion (n_predict, "content"
+Prompts are distinct per stream and per run, from their first token (so that no prefix cache
+serves them from an earlier run), and the same for every server. A URL ending in "#native" is sent llama.cpp's own POST /completion (n_predict, "content"
 chunks) instead: llama-server runs even /v1/completions output through its chat-format parser,
 which fails on the arbitrary text of random-weight models (even on /completion). A stream that
 ends with an error event after it started counts the chunks it delivered (a lower bound of its
-tokens) and is reported as failed; a request refused outright stops the run. Standard library only.
+tokens) and is reported as failed; a request refused with an HTTP error stops the run. Standard library only.
 """
 import argparse
 import http.client
@@ -31,9 +31,10 @@ WORDS = ("the sea was calm and the ship moved slowly toward the harbour while th
          "watched the gulls circle over the grey water of the bay in the early light").split()
 
 
-def prompt_for(i, n_words):
-    # Distinct from the first word on: stream i starts at a different offset.
-    return " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words)) + f" ({i})"
+def prompt_for(i, n_words, tag):
+    # Distinct from the first token on, per stream and per run (tag): no server may reuse the KV of
+    # an earlier run's prompt, so time to first token includes the whole prefill.
+    return f"[{tag}.{i}] " + " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words))
 
 
 def one_stream(url, model, prompt, tokens, out, index, start_barrier):
@@ -88,21 +89,22 @@ def one_stream(url, model, prompt, tokens, out, index, start_barrier):
     out[index] = {"start": t0, "first": first, "end": time.perf_counter(), "chunks": chunks, "error": error}
 
 
-def run(url, model, streams, tokens, prompt_words):
+def run(url, model, streams, tokens, prompt_words, tag):
     out = [None] * streams
     barrier = threading.Barrier(streams)
-    threads = [threading.Thread(target=one_stream, args=(url, model, prompt_for(i, prompt_words), tokens, out, i, barrier))
+    threads = [threading.Thread(target=one_stream, args=(url, model, prompt_for(i, prompt_words, tag), tokens, out, i, barrier))
                for i in range(streams)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    refused = [o["error"] for o in out if o["error"] and o["first"] is None]
+    refused = [o["error"] for o in out if o["error"] and o["error"].startswith("HTTP ")]
     if refused:
         raise RuntimeError(f"{url}: {len(refused)} of {streams} streams failed: {refused[0]}")
     failed = [o for o in out if o["error"]]
     wall = max(o["end"] for o in out) - min(o["start"] for o in out)
-    ttft = statistics.median(o["first"] - o["start"] for o in out if o["first"] is not None)
+    firsts = [o["first"] - o["start"] for o in out if o["first"] is not None]
+    ttft = statistics.median(firsts) if firsts else float("nan")
     generated = sum(o["chunks"] if o["error"] else tokens for o in out)
     return {"tok_s": generated / wall, "ttft_s": ttft, "wall_s": wall,
             "chunks": sum(o["chunks"] for o in out), "failed": len(failed)}
@@ -128,13 +130,13 @@ def main():
     levels = [int(x) for x in a.streams.split(",")]
     for name, url in servers:
         for _ in range(a.warmup):
-            run(url, a.model, 1, 4, a.prompt_words)
+            run(url, a.model, 1, 4, a.prompt_words, "w")
     results = {name: {s: [] for s in levels} for name, _ in servers}
     for rnd in range(a.rounds):
         order = servers if rnd % 2 == 0 else list(reversed(servers))
         for s in levels:
             for name, url in order:
-                r = run(url, a.model, s, a.tokens, a.prompt_words)
+                r = run(url, a.model, s, a.tokens, a.prompt_words, f"{rnd}.{s}")
                 results[name][s].append(r)
                 print(f"round {rnd + 1} streams {s:3d} {name:>14}: {r['tok_s']:8.1f} tok/s  "
                       f"ttft {r['ttft_s'] * 1000:8.1f} ms  wall {r['wall_s']:6.1f} s  chunks {r['chunks']}  failed {r['failed']}",
