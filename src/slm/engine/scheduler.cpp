@@ -188,21 +188,21 @@ void Scheduler::Impl::take_timeouts() {
       }
     }
   }
-  int64_t ended = 0;
+  // Counted before the events go out: a caller that has heard its last event sees it in stats().
+  auto count = [this] {
+    std::lock_guard lock(mutex);
+    ++stats.timeouts;
+  };
   for (auto& seq : dropped) {
     release_blocks(*seq, cache);
+    count();
     end(*seq, FinishReason::timeout);
-    ++ended;
   }
   for (auto& seq : running) {
     if (seq->finish == FinishReason::none && seq->deadline <= now) {
+      count();
       end(*seq, FinishReason::timeout);
-      ++ended;
     }
-  }
-  if (ended > 0) {
-    std::lock_guard lock(mutex);
-    stats.timeouts += ended;
   }
 }
 
