@@ -11,6 +11,8 @@
 #include "slm/router/router.hpp"
 #include "slm/server/engine_provider.hpp"
 #include "slm/server/http_server.hpp"
+#include "slm/engine/encoder.hpp"
+#include "slm/tasks/embed_provider.hpp"
 #include "slm/tasks/task_provider.hpp"
 #include "slm/util/error.hpp"
 
@@ -106,8 +108,20 @@ Command add_serve(CLI::App& app) {
             }
             const std::string chat_template = args->chat_template.empty() ? "" : read_file(args->chat_template);
             std::vector<server::LocalModel> models;
+            std::vector<tasks::EmbeddingModel> embedding_models;  // BERT-family encoders: /v1/embeddings only
             for (size_t i = 0; !provider && i < args->models.size(); ++i) {
               const std::string path = resolve_model_path(args->models[i]);
+              if (Encoder::is_encoder(path)) {
+                tasks::EmbeddingModel e;
+                e.id = !args->names.empty() ? args->names[i]
+                       : path == args->models[i] ? server::model_id_from_path(path)
+                                                 : args->models[i];
+                e.embedder = std::make_shared<tasks::Embedder>(path, tasks::EmbedOptions{});
+                std::cerr << "slm serve: embedding model '" << e.id << "' from " << path << " (" << e.embedder->dim()
+                          << " dimensions, " << e.embedder->max_tokens() << " tokens)\n";
+                embedding_models.push_back(std::move(e));
+                continue;
+              }
               auto model = Model::load(path);
               require_tokenizer(*model);
               SchedulerOptions options;
@@ -127,6 +141,8 @@ Command add_serve(CLI::App& app) {
                         << ", " << args->parallel << " sequences)\n";
               models.push_back(std::move(m));
             }
+            if (!provider && !models.empty()) provider = std::make_shared<server::EngineProvider>(std::move(models));
+            if (!embedding_models.empty()) provider = std::make_shared<tasks::EmbeddingProvider>(std::move(embedding_models), provider);
             if (!provider) provider = std::make_shared<server::EngineProvider>(std::move(models));
             tasks::TaskProviderOptions task_options;
             task_options.tokenizer = [loaded](const std::string& name) -> const Tokenizer* {

@@ -1,0 +1,199 @@
+#include "slm/tasks/embed_provider.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "slm/server/errors.hpp"
+#include "slm/server/openai_request.hpp"
+#include "slm/util/error.hpp"
+
+namespace slm::tasks {
+namespace {
+
+using json = nlohmann::json;
+
+std::string base64(const void* data, size_t n) {
+  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* b = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = uint32_t(b[i]) << 16 | (i + 1 < n ? uint32_t(b[i + 1]) << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < n ? table[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? table[v & 63] : '=';
+  }
+  return out;
+}
+
+std::string model_field(const json& request) {
+  if (!request.is_object()) return "";
+  auto it = request.find("model");
+  return it != request.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+EmbeddingProvider::EmbeddingProvider(std::vector<EmbeddingModel> models, std::shared_ptr<server::Provider> inner)
+    : models_(std::move(models)), inner_(std::move(inner)) {
+  if (models_.empty()) fail(ErrorKind::invalid_argument, "the embedding provider needs at least one model");
+  for (size_t i = 0; i < models_.size(); ++i) {
+    if (!models_[i].embedder) fail(ErrorKind::invalid_argument, "embedding model '{}' has no embedder", models_[i].id);
+    for (size_t j = 0; j < i; ++j) {
+      if (models_[j].id == models_[i].id) fail(ErrorKind::invalid_argument, "two models are named '{}'; name them apart", models_[i].id);
+    }
+  }
+  created_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  worker_ = std::thread([this] {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+        if (work_.empty()) return;
+        job = std::move(work_.front());
+        work_.pop_front();
+      }
+      job();
+    }
+  });
+}
+
+EmbeddingProvider::~EmbeddingProvider() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  worker_.join();
+}
+
+const EmbeddingModel* EmbeddingProvider::find(const json& request) const {
+  const std::string name = model_field(request);
+  if (name.empty()) return inner_ ? nullptr : &models_.front();
+  for (const auto& m : models_) {
+    if (m.id == name) return &m;
+  }
+  if (inner_) return nullptr;
+  throw server::ApiException(server::make_error(404, "invalid_request_error", fmt::format("The model '{}' does not exist", name),
+                                                "model", "model_not_found"));
+}
+
+json EmbeddingProvider::models() {
+  json data = json::array();
+  for (const auto& m : models_) {
+    data.push_back({{"id", m.id},
+                    {"object", "model"},
+                    {"created", created_},
+                    {"owned_by", "slm"},
+                    {"meta", {{"embedding", true}, {"dimensions", m.embedder->dim()}, {"max_tokens", m.embedder->max_tokens()}}}});
+  }
+  if (inner_) {
+    json rest = inner_->models();
+    if (rest.is_object() && rest.contains("data") && rest["data"].is_array()) {
+      for (auto& item : rest["data"]) data.push_back(std::move(item));
+    }
+  }
+  return {{"object", "list"}, {"data", data}};
+}
+
+void EmbeddingProvider::refuse_generation(const json& request, const server::RequestInfo& info,
+                                          std::shared_ptr<server::ResponseSink> sink, bool chat) {
+  const EmbeddingModel* m = find(request);
+  if (!m) {
+    if (chat) inner_->chat_completions(request, info, std::move(sink));
+    else inner_->completions(request, info, std::move(sink));
+    return;
+  }
+  throw server::ApiException(server::make_error(
+      400, "invalid_request_error",
+      fmt::format("model '{}' is an embedding model; it answers POST /v1/embeddings, not {}", m->id,
+                  chat ? "/v1/chat/completions" : "/v1/completions"),
+      "model", "model_not_supported"));
+}
+
+void EmbeddingProvider::chat_completions(const json& request, const server::RequestInfo& info,
+                                         std::shared_ptr<server::ResponseSink> sink) {
+  refuse_generation(request, info, std::move(sink), true);
+}
+
+void EmbeddingProvider::completions(const json& request, const server::RequestInfo& info,
+                                    std::shared_ptr<server::ResponseSink> sink) {
+  refuse_generation(request, info, std::move(sink), false);
+}
+
+bool EmbeddingProvider::handle_other(const std::string& method, const std::string& path, const json& request,
+                                     const server::RequestInfo& info, std::shared_ptr<server::ResponseSink> sink) {
+  return inner_ ? inner_->handle_other(method, path, request, info, std::move(sink)) : false;
+}
+
+void EmbeddingProvider::embeddings(const json& request, const server::RequestInfo& info,
+                                   std::shared_ptr<server::ResponseSink> sink) {
+  const EmbeddingModel* m = find(request);
+  if (!m) {
+    inner_->embeddings(request, info, std::move(sink));
+    return;
+  }
+  const server::EmbeddingRequest r = server::parse_embedding_request(request);
+  if (r.dimensions && *r.dimensions > m->embedder->dim()) {
+    server::throw_invalid("dimensions", fmt::format("'dimensions': the model's embeddings have {} dimensions, {} asked",
+                                                    m->embedder->dim(), *r.dimensions));
+  }
+  // Texts are tokenized (and truncated to the model's limit) here; token arrays must fit as they are.
+  auto sequences = std::make_shared<std::vector<std::vector<int32_t>>>();
+  int64_t total = 0;
+  for (const auto& input : r.inputs) {
+    if (!input.is_tokens && input.text.empty()) {
+      server::throw_invalid("input", "'input': expected non-empty strings, found an empty one");
+    }
+    bool truncated = false;
+    std::vector<int32_t> ids = input.is_tokens ? input.tokens : m->embedder->tokenize(input.text, truncated);
+    if (ids.empty()) server::throw_invalid("input", "'input': expected non-empty inputs, found an empty one");
+    if (int64_t(ids.size()) > m->embedder->max_tokens()) {
+      throw server::ApiException(server::make_error(
+          400, "invalid_request_error",
+          fmt::format("an input of {} tokens exceeds the model's limit of {} tokens", ids.size(), m->embedder->max_tokens()),
+          "input", "context_length_exceeded"));
+    }
+    total += int64_t(ids.size());
+    sequences->push_back(std::move(ids));
+  }
+  auto embedder = m->embedder;
+  {
+    std::lock_guard lock(mutex_);
+    work_.push_back([sequences, embedder, sink, r, total, id = m->id] {
+      if (sink->cancelled()) return;
+      try {
+        auto vectors = embedder->embed_tokens(*sequences);
+        json data = json::array();
+        for (size_t i = 0; i < vectors.size(); ++i) {
+          std::vector<float>& v = vectors[i];
+          if (r.dimensions) {
+            // Matryoshka truncation, then unit length again.
+            v.resize(size_t(*r.dimensions));
+            double norm = 0;
+            for (float x : v) norm += double(x) * x;
+            norm = std::sqrt(norm);
+            if (norm > 0) {
+              for (float& x : v) x = float(x / norm);
+            }
+          }
+          json item = {{"object", "embedding"}, {"index", i}};
+          if (r.base64) item["embedding"] = base64(v.data(), v.size() * sizeof(float));
+          else item["embedding"] = v;
+          data.push_back(std::move(item));
+        }
+        sink->finish_json({{"object", "list"}, {"data", data}, {"model", id},
+                           {"usage", {{"prompt_tokens", total}, {"total_tokens", total}}}});
+      } catch (...) {
+        sink->fail(server::error_from_current_exception());
+      }
+    });
+  }
+  wake_.notify_one();
+}
+
+}  // namespace slm::tasks
