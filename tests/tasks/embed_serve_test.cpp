@@ -14,6 +14,7 @@
 #include "slm/engine/encoder.hpp"
 #include "slm/format/safetensors.hpp"
 #include "slm/tasks/embed.hpp"
+#include "slm/util/error.hpp"
 
 namespace slm {
 namespace {
@@ -178,6 +179,27 @@ TEST(EncoderCheckpoint, IntegerPositionIdsBufferIsSkipped) {
   const auto b = original.embed(texts);
   ASSERT_EQ(a.size(), 2u);
   for (size_t i = 0; i < 2; ++i) EXPECT_EQ(a[i].vector, b[i].vector) << i;
+  fs::remove_all(dir);
+}
+
+// A Dense module after pooling is refused rather than silently left out of the embeddings.
+TEST(EncoderCheckpoint, DenseModuleIsRefused) {
+  const fs::path dir = fs::temp_directory_path() / ("slm_bert_dense_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(kBert, dir, fs::copy_options::recursive);
+  json modules = read_json(dir / "modules.json");
+  modules.push_back({{"idx", 3}, {"name", "3"}, {"path", "3_Dense"}, {"type", "sentence_transformers.models.Dense"}});
+  std::ofstream(dir / "modules.json") << modules.dump();
+  try {
+    tasks::Embedder embedder(dir.string(), {});
+    ADD_FAILURE() << "a Dense module was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+    EXPECT_NE(std::string(e.what()).find("Dense"), std::string::npos) << e.what();
+  }
+  tasks::Embedder plain(kBert, {});  // the fixture itself still loads
+  EXPECT_EQ(plain.dim(), 32);
   fs::remove_all(dir);
 }
 

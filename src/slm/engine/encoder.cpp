@@ -304,6 +304,11 @@ PoolingConfig read_pooling_config(const std::string& model_path, Pooling default
     for (const json& m : modules) {
       const std::string type = m.value("type", "");
       if (type.ends_with(".Normalize")) pc.normalize = true;
+      if (type.ends_with(".Dense")) {
+        // A projection after pooling: without it the vectors would silently differ from the model's.
+        fail(ErrorKind::unsupported, "{}: module '{}' is a Dense projection, which slm does not apply yet",
+             modules_path.string(), m.value("path", ""));
+      }
       if (!type.ends_with(".Pooling")) continue;
       const fs::path cfg_path = dir / m.value("path", "1_Pooling") / "config.json";
       const json cfg = read_json(cfg_path);
