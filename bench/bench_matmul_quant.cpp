@@ -2,7 +2,8 @@
 // of every path matmul_quant can take on this machine (the reference path dequantizes to f32 and
 // multiplies; the integer ones per instruction set), against the machine's measured read bandwidth.
 //
-//   bench_matmul_quant [--runs N] [--tokens T] [--no-bandwidth] [--no-reference] [--cpu-time] [--type NAME]...
+//   bench_matmul_quant [--runs N] [--tokens T] [--no-bandwidth] [--no-reference] [--cpu-time] [--llama]
+//                      [--type NAME]...
 // Run with OMP_NUM_THREADS set to the threads to use. Rates are from the median of N runs after a
 // warm-up; the fastest run is shown too (the machine may be shared).
 #include <algorithm>
@@ -33,6 +34,9 @@ struct Shape {
 };
 
 const Shape kShapes[] = {{896, 896}, {128, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
+// --llama: Llama-3.2-1B's shapes instead.
+const Shape kLlamaShapes[] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {128256, 2048}};
+bool g_llama = false;
 
 bool g_cpu_time = false;  // --cpu-time: process CPU seconds (all threads) instead of wall seconds
 
@@ -72,6 +76,8 @@ int run(int argc, char** argv) {
       n_tokens = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--no-bandwidth") {
       bandwidth = false;
+    } else if (arg == "--llama") {
+      g_llama = true;
     } else if (arg == "--cpu-time") {
       g_cpu_time = true;
     } else if (arg == "--no-reference") {
@@ -107,7 +113,7 @@ int run(int argc, char** argv) {
   std::printf("%-7s %-12s %8s %-12s %10s %8s %9s %8s\n", "type", "shape", "MB", "path", "ms", "GB/s", "GMAC/s",
               "fastest");
   for (const DType type : types) {
-    for (const Shape s : kShapes) {
+    for (const Shape s : g_llama ? kLlamaShapes : kShapes) {
       if (s.n_in % int64_t(slm::dtype_traits(type).block_size) != 0) continue;  // K formats need rows of whole 256-blocks
       const size_t row_bytes = slm::quantized_row_bytes(type, s.n_in);
       std::vector<uint8_t> w(size_t(s.n_out) * row_bytes);

@@ -337,7 +337,7 @@ void gemv_tile(const uint8_t* const* rows, size_t row_bytes, size_t ahead, const
         const uint8_t* block = row + b * F::kBytes;
         if (ahead != 0) {
           for (int64_t off = 0; off < 8 * F::kBytes; off += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T1);
           }
         }
         __m256 dv, mv = _mm256_setzero_ps();
@@ -372,7 +372,7 @@ void gemv_tile(const uint8_t* const* rows, size_t row_bytes, size_t ahead, const
       const uint8_t* block = row + b * F::kBytes;
       if (ahead != 0) {
         for (int64_t off = 0; off < F::kBytes; off += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(block + ahead + off), _MM_HINT_T1);
         }
       }
       alignas(32) float dv[G::kScales];
