@@ -81,6 +81,13 @@ Command add_serve(CLI::App& app) {
               router::RouterOptions router_options;
               router_options.local_factory = [args, loaded](const std::string& path_or_name) -> std::shared_ptr<server::Provider> {
                 const std::string path = resolve_model_path(path_or_name);
+                if (Encoder::is_encoder(path)) {  // an embedding tier, or the semantic policy's embedding model
+                  std::vector<tasks::EmbeddingModel> one(1);
+                  one[0].id = path == path_or_name ? server::model_id_from_path(path) : path_or_name;
+                  one[0].embedder = std::make_shared<tasks::Embedder>(path, tasks::EmbedOptions{});
+                  std::cerr << "slm serve: embedding model '" << one[0].id << "' from " << path << "\n";
+                  return std::make_shared<tasks::EmbeddingProvider>(std::move(one), nullptr);
+                }
                 auto model = Model::load(path);
                 require_tokenizer(*model);
                 SchedulerOptions options;

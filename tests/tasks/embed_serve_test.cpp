@@ -134,6 +134,29 @@ TEST_F(EmbedServe, ModelsListsBothAndGenerationOnTheEncoderIs400) {
   EXPECT_EQ(too_many.status, 400) << too_many.body;
 }
 
+// A router tier whose in-process deployment is an encoder: embeddings through the route's alias.
+TEST(EmbedServeRouter, EncoderTierAnswersEmbeddings) {
+  const fs::path dir = fs::temp_directory_path() / ("slm_embed_router_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "router.yaml") << "tiers:\n"
+                                        "  - name: small\n    deployments: [{model: '" << slm_test::demo_model() << "'}]\n"
+                                        "  - name: vectors\n    deployments: [{model: '" << kBert << "'}]\n"
+                                        "routes:\n  - {model: auto, tier: small}\n  - {model: embed, tier: vectors}\n";
+  slm_test::ServerProcess server({"--config", (dir / "router.yaml").string(), "--ctx", "128", "--parallel", "1"});
+  const auto r = http(server.port(), "POST", "/v1/embeddings", json{{"model", "embed"}, {"input", "Hello, world!"}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json ref = read_json(fs::path(kBert) / "reference.json");
+  const auto v = json::parse(r.body)["data"][0]["embedding"].get<std::vector<float>>();
+  EXPECT_NEAR(norm(v), 1.0, 1e-5);
+  EXPECT_GT(cosine(v, ref["items"][0]["cls"].get<std::vector<float>>()), 0.9999);
+  const json messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  const auto chat = http(server.port(), "POST", "/v1/chat/completions", json{{"model", "embed"}, {"messages", messages}}.dump());
+  EXPECT_NE(chat.status, 200) << chat.body;
+  EXPECT_NE(chat.body.find("is an embedding model"), std::string::npos) << chat.body;
+  fs::remove_all(dir);
+}
+
 // A checkpoint that stores BERT's embeddings.position_ids buffer (I64) beside the weights loads, and
 // its embeddings equal the fixture's.
 TEST(EncoderCheckpoint, IntegerPositionIdsBufferIsSkipped) {
