@@ -16,7 +16,8 @@ namespace {
 
 using test::random_floats;
 
-constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,  DType::Q4_0,
+                            DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS};
 
 struct HostMatrix {
   DType type;
@@ -254,13 +255,21 @@ TEST_P(MatvecTest, FusedActivationsMatchTheirParts) {
   close("quantize_rms_norm", 1e-3);  // the norms' sums may differ in the last bit, moving a rounding
 }
 
+// The device layouts' sizes, which the session's memory estimate uses.
+TEST(CudaMatrix, DeviceBytesOfTheSplitLayouts) {
+  EXPECT_EQ(device_matrix_bytes(DType::Q4_K, 144 * 3), 148u * 3);
+  EXPECT_EQ(device_matrix_bytes(DType::Q5_K, 176 * 5), 180u * 5);
+  EXPECT_EQ(device_matrix_bytes(DType::IQ4_XS, 136 * 2), 138u * 2);
+  EXPECT_EQ(device_matrix_bytes(DType::Q5_0, 22 * 7), 22u * 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatvecTest, ::testing::ValuesIn(kTypes),
                          [](const auto& info) { return name(info.param); });
 
 TEST(CudaMatrix, RejectsUnsupportedTypesAndShapes) {
   std::vector<uint8_t> bytes(4096, 1);
-  EXPECT_FALSE(matrix_type_supported(DType::Q5_K));
-  EXPECT_THROW(upload_matrix(DType::Q5_K, bytes.data(), 1, 256), Error);
+  EXPECT_FALSE(matrix_type_supported(DType::Q3_K));
+  EXPECT_THROW(upload_matrix(DType::Q3_K, bytes.data(), 1, 256), Error);
   EXPECT_THROW(upload_matrix(DType::Q8_0, bytes.data(), 2, 48), Error);  // not whole blocks
   EXPECT_THROW(upload_matrix(DType::F16, bytes.data(), 2, 12), Error);   // not whole 16-byte pieces
   EXPECT_THROW(upload_matrix(DType::F16, nullptr, 2, 16), Error);

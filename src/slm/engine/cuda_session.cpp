@@ -82,7 +82,7 @@ std::string cuda_unsupported_reason(const Model& model) {
   std::string reason = fmt::format("the GPU decoder does not support architecture '{}' of model '{}' yet:", c.arch, c.name);
   for (size_t i = 0; i < traits.size(); ++i) reason += (i ? ", " : " ") + traits[i];
   if (!types.empty()) {
-    reason += fmt::format("{}weight types it cannot upload (F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K are supported):",
+    reason += fmt::format("{}weight types it cannot upload (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K and IQ4_XS are supported):",
                           traits.empty() ? " " : "; ");
     for (size_t i = 0; i < types.size(); ++i) reason += (i ? ", " : " ") + types[i];
   }
@@ -95,8 +95,7 @@ size_t cuda_session_bytes(const Model& model, const CudaSessionOptions& options)
   const int64_t n_ctx = effective_n_ctx(c, options.n_ctx);
   size_t weights = 0;
   for_each_matrix(model.weights(), [&](const Matrix& m) {
-    size_t bytes = m.bytes();
-    if (m.type == DType::Q4_K) bytes = bytes / 144 * 148;  // the device layout's unpacked scales
+    const size_t bytes = cuda::device_matrix_bytes(m.type, m.bytes());  // the device layout's unpacked scales
     weights += bytes;
   });
   // Norms and biases in f32.

@@ -66,12 +66,16 @@ class DeviceBuffer {
 
 // A weight matrix of n_out rows of n_in elements in its device layout. F32, F16 and BF16 rows are
 // stored as in GGUF; block formats are split into planes so that every thread reads aligned 16-byte
-// pieces (nb = n_in / 256; the same bytes as GGUF, except Q4_K: 148 per super-block instead of 144):
+// pieces (nb = n_in / 256; the same bytes as GGUF, except Q4_K: 148 per super-block instead of 144,
+// Q5_K: 180 instead of 176, IQ4_XS: 138 instead of 136):
 //   Q8_0: q  int8 [n_out][n_in]        | d f16 [n_out][n_in / 32]
 //   Q4_0: qs u8   [n_out][n_in / 2]    | d f16 [n_out][n_in / 32]   (each block's 16 bytes as in GGUF)
 //   Q4_K: qs u8   [n_out][nb][128]     | u8 [n_out][nb][16]: the 8 six-bit scales, then the 8 minimums,
 //         unpacked | (d, dmin) f16 [n_out][nb][2]
 //   Q6_K: ql, qh u8 [n_out][nb][192]   | scales i8 [n_out][nb][16] | d f16 [n_out][nb]
+//   Q5_0: qs u8   [n_out][n_in / 2]    | qh u32 [n_out][n_in / 32] | d f16 [n_out][n_in / 32]
+//   Q5_K: qs, qh u8 [n_out][nb][128 + 32] | scales and minimums as Q4_K | (d, dmin) f16 [n_out][nb][2]
+//   IQ4_XS: qs u8 [n_out][nb][128]     | sub-block scales minus 32, i8 [n_out][nb][8] | d f16 [n_out][nb]
 struct DeviceMatrix {
   DType type = DType::F32;
   int64_t n_out = 0;
@@ -81,8 +85,10 @@ struct DeviceMatrix {
   size_t plane2 = 0;
 };
 
-// Types upload_matrix accepts: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
+// Types upload_matrix accepts: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_XS.
 bool matrix_type_supported(DType type);
+// Device bytes of a matrix of `type` whose GGUF rows take gguf_bytes.
+size_t device_matrix_bytes(DType type, size_t gguf_bytes);
 // Copies host rows (GGUF layout, n_out rows of n_in elements of `type`) to the device layout.
 // Errors: unsupported type, n_in not a multiple of the block size (and of 8 for F16/BF16, 4 for F32).
 DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int64_t n_in);
@@ -125,7 +131,7 @@ class QuantizedVector {
 };
 
 // The product with activations rounded to 8 bits (x.size() == w.n_in), through integer dot products:
-// Q8_0, Q4_0, Q4_K and Q6_K weights only; the error per output is at most
+// every block format upload_matrix accepts; the error per output is at most
 // sum over blocks b of max|x_b| / 254 * sum_{i in b} |w_i| beyond f32 rounding.
 void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream = nullptr,
             bool accumulate = false);

@@ -54,6 +54,30 @@ __device__ __forceinline__ float2 q4k_dm(uint32_t dm) {
   return __half22float2(*reinterpret_cast<const __half2*>(&dm));
 }
 
+// Bit 4 of each byte k (0..3) set from bit k of `bits` (the fifth bits of Q5 formats, 4 at a time).
+__device__ __forceinline__ uint32_t spread_bit4(uint32_t bits) {
+  return ((bits & 1u) << 4) | ((bits & 2u) << 11) | ((bits & 4u) << 18) | ((bits & 8u) << 25);
+}
+
+// The IQ4 table (kIq4NonLinearValues) as 4 words of packed int8, and the look-up of 4 codes (bytes
+// 0..15) into 4 signed bytes: two byte permutes over the table's halves, then a per-byte choice.
+struct Iq4Table {
+  uint32_t w[4];
+};
+__device__ __forceinline__ Iq4Table iq4_table() {
+  // -127, -104, -83, -65 | -49, -35, -22, -10 | 1, 13, 25, 38 | 53, 69, 89, 113
+  return {{0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u}};
+}
+__device__ __forceinline__ uint32_t iq4_lookup(const Iq4Table& t, uint32_t codes) {
+  const uint32_t low3 = codes & 0x07070707u;
+  const uint32_t packed = low3 | (low3 >> 4);                       // byte 0: k0 | k1 << 4, byte 2: k2 | k3 << 4
+  const uint32_t selector = (packed & 0xffu) | ((packed >> 8) & 0xff00u);  // nibble k selects byte k
+  const uint32_t lo = __byte_perm(t.w[0], t.w[1], selector);
+  const uint32_t hi = __byte_perm(t.w[2], t.w[3], selector);
+  const uint32_t upper = ((codes >> 3) & 0x01010101u) * 0xffu;  // bytes whose code is 8..15
+  return (lo & ~upper) | (hi & upper);
+}
+
 inline Matrix view(const DeviceMatrix& w) {
   const auto* base = static_cast<const uint8_t*>(w.data.data());
   return {base, base + w.plane1, base + w.plane2, w.n_out, w.n_in};

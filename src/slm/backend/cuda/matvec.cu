@@ -383,6 +383,145 @@ struct Q6KFormat {
   }
 };
 
+// Q5_0 (planes: qs [blocks][16] | qh u32 [blocks] | d f16 [blocks]): piece c = block c, as Q4_0 with
+// bit 4 of element j from bit j of qh, values q - 16.
+struct Q5Format {
+  struct Piece {
+    uint4 q;
+    uint32_t qh;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    const uint32_t qh = __ldg(reinterpret_cast<const unsigned int*>(m.plane1) + block);
+    const uint16_t d = __ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block);
+    return {load16(m.data + 16 * block), qh, half_bits(d)};
+  }
+  static constexpr int kRows = 8;
+  using X = Q4Format::X;
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return Q4Format::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    constexpr float bias = kTwo23 + 16.0f;
+    float t[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i);
+      const uint32_t low = (w & 0x0f0f0f0fu) | spread_bit4((p.qh >> (4 * i)) & 15u);
+      const uint32_t high = ((w >> 4) & 0x0f0f0f0fu) | spread_bit4((p.qh >> (16 + 4 * i)) & 15u);
+      t[i] = dot4(low, xv.v[i], bias) + dot4(high, xv.v[4 + i], bias);
+    }
+    return fmaf(p.d, (t[0] + t[1]) + (t[2] + t[3]), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 32) + i / 32;
+    const int j = int(i % 32);
+    const uint8_t byte = m.data[16 * block + (j & 15)];
+    const uint32_t qh = reinterpret_cast<const uint32_t*>(m.plane1)[block];
+    const int q = (j < 16 ? (byte & 15) : (byte >> 4)) | int(((qh >> j) & 1u) << 4);
+    return half_bits(reinterpret_cast<const uint16_t*>(m.plane2)[block]) * float(q - 16);
+  }
+};
+
+// Q5_K (planes: [nb][160] = qs[128] | qh[32], unpacked scales and minimums [nb][16], (d, dmin) [nb]):
+// piece c as Q4_K, the fifth bits from qh byte 16(j%2) + i: bit 2(j/2) for the low nibbles, the next
+// bit for the high ones.
+struct Q5KFormat {
+  struct Piece {
+    uint4 q;
+    uint4 qh;
+    Q4KMeta meta;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const int j = int(c % 8);
+    const uint8_t* bits = m.data + block * 160;
+    return {load16(bits + 16 * j), load16(bits + 128 + 16 * (j & 1)), q4k_meta(m, block, j >> 1)};
+  }
+  static constexpr int kRows = 8;
+  using X = Q4KFormat::X;
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return Q4KFormat::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t c, const X& xv, float acc) {
+    const int shift = 2 * (int(c % 8) >> 1);
+    const int scale1 = p.meta.scales & 0xff, scale2 = p.meta.scales >> 8;
+    const int min1 = p.meta.mins & 0xff, min2 = p.meta.mins >> 8;
+    float t1[4], t2[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i), h = word(p.qh, i);
+      t1[i] = dot4((w & 0x0f0f0f0fu) | (((h >> shift) & 0x01010101u) << 4), xv.a[i], kTwo23);
+      t2[i] = dot4(((w >> 4) & 0x0f0f0f0fu) | (((h >> (shift + 1)) & 0x01010101u) << 4), xv.b[i], kTwo23);
+    }
+    const float s1 = (t1[0] + t1[1]) + (t1[2] + t1[3]), s2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
+    const float2 dm = q4k_dm(p.meta.dm);
+    acc = fmaf(dm.x * float(scale1), s1, acc);
+    acc = fmaf(dm.x * float(scale2), s2, acc);
+    acc = fmaf(-dm.y * float(min1), xv.sum_a, acc);
+    acc = fmaf(-dm.y * float(min2), xv.sum_b, acc);
+    return acc;
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 256) + i / 256;
+    const int e = int(i % 256);
+    const int pair = e / 64, within = e % 64;
+    const int sub = 2 * pair + (within >= 32 ? 1 : 0);
+    const int scale = m.plane1[block * 16 + sub], min = m.plane1[block * 16 + 8 + sub];
+    const uint8_t* bits = m.data + block * 160;
+    const uint8_t byte = bits[32 * pair + within % 32];
+    const int high = (bits[128 + within % 32] >> sub) & 1;
+    const int q = (within < 32 ? (byte & 15) : (byte >> 4)) | (high << 4);
+    const float2 dm = q4k_dm(reinterpret_cast<const uint32_t*>(m.plane2)[block]);
+    // The reference's rounding: (d * scale) * q - dmin * min.
+    return (dm.x * float(scale)) * float(q) - dm.y * float(min);
+  }
+};
+
+// IQ4_XS (planes: qs [nb][128] | sub-block scales int8 [nb][8] (ls - 32) | d f16 [nb]): piece c = the
+// 16 code bytes of sub-block c % 8 (element j in the low nibble of byte j, j + 16 in the high one).
+struct Iq4XsFormat {
+  struct Piece {
+    uint4 q;
+    float d;  // d * (ls - 32)
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const float d = half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block));
+    const int8_t ls = int8_t(__ldg(m.plane1 + block * 8 + c % 8));
+    return {load16(m.data + block * 128 + 16 * (c % 8)), d * float(ls)};
+  }
+  static constexpr int kRows = 8;
+  using X = Q4Format::X;
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return Q4Format::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    constexpr float bias = kTwo23 + 128.0f;  // signed table bytes plus 128 after the sign flip
+    const Iq4Table table = iq4_table();
+    float t[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i);
+      const uint32_t low = iq4_lookup(table, w & 0x0f0f0f0fu) ^ 0x80808080u;
+      const uint32_t high = iq4_lookup(table, (w >> 4) & 0x0f0f0f0fu) ^ 0x80808080u;
+      t[i] = dot4(low, xv.v[i], bias) + dot4(high, xv.v[4 + i], bias);
+    }
+    return fmaf(p.d, (t[0] + t[1]) + (t[2] + t[3]), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 256) + i / 256;
+    const int e = int(i % 256), s = e / 32, j = e % 32;
+    const uint8_t byte = m.data[block * 128 + 16 * s + (j & 15)];
+    const int code = j < 16 ? (byte & 15) : (byte >> 4);
+    const float d = half_bits(reinterpret_cast<const uint16_t*>(m.plane2)[block]);
+    const float dl = d * float(reinterpret_cast<const int8_t*>(m.plane1)[block * 8 + s]);
+    const int value = int8_t(iq4_lookup(iq4_table(), uint32_t(code)) & 0xffu);
+    return dl * float(value);
+  }
+};
+
 // Block b: rows [b * kRows, ...); warp w takes the pieces w * 32 + lane, + 128, ... of every row.
 template <typename Format, typename Loader>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, Loader x, float* __restrict__ y,
@@ -447,6 +586,9 @@ void dispatch(DType type, F&& f) {
     case DType::Q4_0: return f(Q4Format{});
     case DType::Q4_K: return f(Q4KFormat{});
     case DType::Q6_K: return f(Q6KFormat{});
+    case DType::Q5_0: return f(Q5Format{});
+    case DType::Q5_K: return f(Q5KFormat{});
+    case DType::IQ4_XS: return f(Iq4XsFormat{});
     default: detail::fail_unsupported("no kernel for weights of type " + std::string(dtype_name(type)));
   }
 }

@@ -175,6 +175,96 @@ struct Q6K {
   }
 };
 
+// Q5_0 (planes: qs | qh u32 | d f16 per block): piece c = block c, as Q4_0 with the fifth bits of qh.
+struct Q5 {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    uint32_t qh;
+    float d;
+  };
+  using X = Q4::X;
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    return {load16(m.data + 16 * block), __ldg(reinterpret_cast<const unsigned int*>(m.plane1) + block),
+            half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block))};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) { return Q4::load_x(x, c); }
+  static __device__ uint32_t level(uint32_t nibbles, uint32_t bits) {
+    return __vsub4(nibbles | spread_bit4(bits & 15u), 0x10101010u);
+  }
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    const uint4 low = make_uint4(level(p.q.x & 0x0f0f0f0fu, p.qh), level(p.q.y & 0x0f0f0f0fu, p.qh >> 4),
+                                 level(p.q.z & 0x0f0f0f0fu, p.qh >> 8), level(p.q.w & 0x0f0f0f0fu, p.qh >> 12));
+    const uint4 high = make_uint4(level((p.q.x >> 4) & 0x0f0f0f0fu, p.qh >> 16),
+                                  level((p.q.y >> 4) & 0x0f0f0f0fu, p.qh >> 20),
+                                  level((p.q.z >> 4) & 0x0f0f0f0fu, p.qh >> 24),
+                                  level((p.q.w >> 4) & 0x0f0f0f0fu, p.qh >> 28));
+    return fmaf(p.d * x.d, float(dot16(low, x.low) + dot16(high, x.high)), acc);
+  }
+};
+
+// Q5_K (planes as Q5KFormat in matvec.cu): Q4_K with the fifth bits from the qh piece.
+struct Q5K {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    uint4 qh;
+    Q4KMeta meta;
+  };
+  using X = Q4K::X;
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const int j = int(c % 8);
+    const uint8_t* bits = m.data + block * 160;
+    return {load16(bits + 16 * j), load16(bits + 128 + 16 * (j & 1)), q4k_meta(m, block, j >> 1)};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) { return Q4K::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t c, const X& x, float acc) {
+    const int shift = 2 * (int(c % 8) >> 1);
+    const uint4 low = map4(p.q, 0x0f0f0f0fu, 0, 0u), high = map4(p.q, 0x0f0f0f0fu, 4, 0u);
+    const uint4 bit_low = map4(p.qh, 0x01010101u, shift, 0u), bit_high = map4(p.qh, 0x01010101u, shift + 1, 0u);
+    const uint4 q1 = make_uint4(low.x | (bit_low.x << 4), low.y | (bit_low.y << 4), low.z | (bit_low.z << 4),
+                                low.w | (bit_low.w << 4));
+    const uint4 q2 = make_uint4(high.x | (bit_high.x << 4), high.y | (bit_high.y << 4),
+                                high.z | (bit_high.z << 4), high.w | (bit_high.w << 4));
+    const int scale1 = p.meta.scales & 0xff, scale2 = p.meta.scales >> 8;
+    const int min1 = p.meta.mins & 0xff, min2 = p.meta.mins >> 8;
+    const int s1 = dot16(q1, x.low), s2 = dot16(q2, x.high);
+    const float2 dm = q4k_dm(p.meta.dm);
+    const float q_part = fmaf(float(scale1) * x.d_low, float(s1), float(scale2) * x.d_high * float(s2));
+    const float m_part = fmaf(float(min1), x.sum_low, float(min2) * x.sum_high);
+    return fmaf(dm.x, q_part, fmaf(-dm.y, m_part, acc));
+  }
+};
+
+// IQ4_XS (planes as Iq4XsFormat in matvec.cu): piece c = sub-block c % 8, codes looked up as signed bytes.
+struct Iq4Xs {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    float d;  // d * (ls - 32)
+  };
+  using X = Q4::X;
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 256) + c / 8;
+    const float d = half_bits(__ldg(reinterpret_cast<const unsigned short*>(m.plane2) + block));
+    return {load16(m.data + block * 128 + 16 * (c % 8)), d * float(int8_t(__ldg(m.plane1 + block * 8 + c % 8)))};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) { return Q4::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    const Iq4Table t = iq4_table();
+    const uint4 low = make_uint4(iq4_lookup(t, p.q.x & 0x0f0f0f0fu), iq4_lookup(t, p.q.y & 0x0f0f0f0fu),
+                                 iq4_lookup(t, p.q.z & 0x0f0f0f0fu), iq4_lookup(t, p.q.w & 0x0f0f0f0fu));
+    const uint4 high = make_uint4(iq4_lookup(t, (p.q.x >> 4) & 0x0f0f0f0fu), iq4_lookup(t, (p.q.y >> 4) & 0x0f0f0f0fu),
+                                  iq4_lookup(t, (p.q.z >> 4) & 0x0f0f0f0fu), iq4_lookup(t, (p.q.w >> 4) & 0x0f0f0f0fu));
+    return fmaf(p.d * x.d, float(dot16(low, x.low) + dot16(high, x.high)), acc);
+  }
+};
+
 template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y,
                                                                           bool accumulate) {
@@ -337,7 +427,8 @@ void QuantizedVector::quantize_silu_mul(const float* gate, const float* up, int6
 }
 
 bool matvec_quantized_supported(DType type) {
-  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K;
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K ||
+         type == DType::Q5_0 || type == DType::Q5_K || type == DType::IQ4_XS;
 }
 
 void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream, bool accumulate) {
@@ -361,6 +452,9 @@ void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream st
     case DType::Q4_0: launch(Q4{}); break;
     case DType::Q4_K: launch(Q4K{}); break;
     case DType::Q6_K: launch(Q6K{}); break;
+    case DType::Q5_0: launch(Q5{}); break;
+    case DType::Q5_K: launch(Q5K{}); break;
+    case DType::IQ4_XS: launch(Iq4Xs{}); break;
     default:
       detail::fail_unsupported("no 8-bit activation kernel for weights of type " + std::string(dtype_name(w.type)));
   }
