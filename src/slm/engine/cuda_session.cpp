@@ -82,7 +82,7 @@ std::string cuda_unsupported_reason(const Model& model) {
   std::string reason = fmt::format("the GPU decoder does not support architecture '{}' of model '{}' yet:", c.arch, c.name);
   for (size_t i = 0; i < traits.size(); ++i) reason += (i ? ", " : " ") + traits[i];
   if (!types.empty()) {
-    reason += fmt::format("{}weight types it cannot upload (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K and IQ4_XS are supported):",
+    reason += fmt::format("{}weight types it cannot upload (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K and IQ4_XS are supported):",
                           traits.empty() ? " " : "; ");
     for (size_t i = 0; i < types.size(); ++i) reason += (i ? ", " : " ") + types[i];
   }

@@ -74,6 +74,7 @@ class DeviceBuffer {
 //         unpacked | (d, dmin) f16 [n_out][nb][2]
 //   Q6_K: ql, qh u8 [n_out][nb][192]   | scales i8 [n_out][nb][16] | d f16 [n_out][nb]
 //   Q5_0: qs u8   [n_out][n_in / 2]    | qh u32 [n_out][n_in / 32] | d f16 [n_out][n_in / 32]
+//   Q5_1: as Q5_0 with (d, m) f16 [n_out][n_in / 32][2];  IQ4_NL: as Q4_0
 //   Q5_K: qs, qh u8 [n_out][nb][128 + 32] | scales and minimums as Q4_K | (d, dmin) f16 [n_out][nb][2]
 //   IQ4_XS: qs u8 [n_out][nb][128]     | sub-block scales minus 32, i8 [n_out][nb][8] | d f16 [n_out][nb]
 struct DeviceMatrix {
@@ -85,7 +86,7 @@ struct DeviceMatrix {
   size_t plane2 = 0;
 };
 
-// Types upload_matrix accepts: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, IQ4_XS.
+// Types upload_matrix accepts: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS.
 bool matrix_type_supported(DType type);
 // Device bytes of a matrix of `type` whose GGUF rows take gguf_bytes.
 size_t device_matrix_bytes(DType type, size_t gguf_bytes);

@@ -11,7 +11,7 @@ namespace slm::cuda {
 namespace {
 
 constexpr size_t kQ8Bytes = 34, kQ4Bytes = 18, kQ4KBytes = 144, kQ6Bytes = 210, kQ5Bytes = 22, kQ5KBytes = 176,
-                 kIq4XsBytes = 136;
+                 kIq4XsBytes = 136, kQ51Bytes = 24;
 
 // Q8_0 blocks (d f16 | q int8[32]) -> q plane, d plane.
 void split_q8_0(const uint8_t* src, int64_t n_blocks, uint8_t* q, uint8_t* d) {
@@ -35,6 +35,15 @@ void split_q5_0(const uint8_t* src, int64_t n_blocks, uint8_t* qs, uint8_t* qh, 
     std::memcpy(d + 2 * b, src, 2);
     std::memcpy(qh + 4 * b, src + 2, 4);
     std::memcpy(qs + 16 * b, src + 6, 16);
+  }
+}
+
+// Q5_1 blocks (d f16 | m f16 | qh u32 | qs u8[16]) -> qs plane, qh plane, (d, m) plane.
+void split_q5_1(const uint8_t* src, int64_t n_blocks, uint8_t* qs, uint8_t* qh, uint8_t* dm) {
+  for (int64_t b = 0; b < n_blocks; ++b, src += kQ51Bytes) {
+    std::memcpy(dm + 4 * b, src, 4);
+    std::memcpy(qh + 4 * b, src + 4, 4);
+    std::memcpy(qs + 16 * b, src + 8, 16);
   }
 }
 
@@ -118,6 +127,8 @@ bool matrix_type_supported(DType type) {
     case DType::Q5_0:
     case DType::Q5_K:
     case DType::IQ4_XS:
+    case DType::Q5_1:
+    case DType::IQ4_NL:
       return true;
     default:
       return false;
@@ -126,7 +137,8 @@ bool matrix_type_supported(DType type) {
 
 DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int64_t n_in) {
   if (!matrix_type_supported(type)) {
-    fail(ErrorKind::unsupported, "CUDA: expected weights of type f32, f16, bf16, q8_0, q4_0, q5_0, q4_K, q5_K, q6_K or iq4_xs, found {}",
+    fail(ErrorKind::unsupported, "CUDA: expected weights of type f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, iq4_nl, q4_K, q5_K, q6_K or iq4_xs, "
+         "found {}",
          dtype_name(type));
   }
   if (n_out <= 0 || n_in <= 0) {
@@ -158,7 +170,8 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
       m.data.upload(host.data(), total);
       break;
     }
-    case DType::Q4_0: {
+    case DType::Q4_0:
+    case DType::IQ4_NL: {  // the same 18-byte blocks
       std::vector<uint8_t> host(total);
       m.plane1 = size_t(n_blocks) * 16;
       split_q4_0(src, n_blocks, host.data(), host.data() + m.plane1);
@@ -186,6 +199,14 @@ DeviceMatrix upload_matrix(DType type, const void* host_rows, int64_t n_out, int
       m.plane1 = size_t(n_blocks) * 16;
       m.plane2 = m.plane1 + size_t(n_blocks) * 4;
       split_q5_0(src, n_blocks, host.data(), host.data() + m.plane1, host.data() + m.plane2);
+      m.data.upload(host.data(), total);
+      break;
+    }
+    case DType::Q5_1: {
+      std::vector<uint8_t> host(total);
+      m.plane1 = size_t(n_blocks) * 16;
+      m.plane2 = m.plane1 + size_t(n_blocks) * 4;
+      split_q5_1(src, n_blocks, host.data(), host.data() + m.plane1, host.data() + m.plane2);
       m.data.upload(host.data(), total);
       break;
     }

@@ -522,6 +522,77 @@ struct Iq4XsFormat {
   }
 };
 
+// Q5_1 (planes: qs [blocks][16] | qh u32 [blocks] | (d, m) f16 [blocks][2]): Q5_0's levels q (0..31),
+// value q * d + m.
+struct Q51Format {
+  struct Piece {
+    uint4 q;
+    uint32_t qh;
+    uint32_t dm;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    return {load16(m.data + 16 * block), __ldg(reinterpret_cast<const unsigned int*>(m.plane1) + block),
+            __ldg(reinterpret_cast<const unsigned int*>(m.plane2) + block)};
+  }
+  static constexpr int kRows = 8;
+  using X = Q4Format::X;
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return Q4Format::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t, const X& xv, float acc) {
+    float t[4], sums[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = word(p.q, i);
+      const uint32_t low = (w & 0x0f0f0f0fu) | spread_bit4((p.qh >> (4 * i)) & 15u);
+      const uint32_t high = ((w >> 4) & 0x0f0f0f0fu) | spread_bit4((p.qh >> (16 + 4 * i)) & 15u);
+      t[i] = dot4(low, xv.v[i], kTwo23) + dot4(high, xv.v[4 + i], kTwo23);
+      sums[i] = sum4(xv.v[i]) + sum4(xv.v[4 + i]);
+    }
+    const float2 dm = q4k_dm(p.dm);  // (d, m)
+    acc = fmaf(dm.x, (t[0] + t[1]) + (t[2] + t[3]), acc);
+    return fmaf(dm.y, (sums[0] + sums[1]) + (sums[2] + sums[3]), acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 32) + i / 32;
+    const int j = int(i % 32);
+    const uint8_t byte = m.data[16 * block + (j & 15)];
+    const uint32_t qh = reinterpret_cast<const uint32_t*>(m.plane1)[block];
+    const int q = (j < 16 ? (byte & 15) : (byte >> 4)) | int(((qh >> j) & 1u) << 4);
+    const float2 dm = q4k_dm(reinterpret_cast<const uint32_t*>(m.plane2)[block]);
+    return float(q) * dm.x + dm.y;
+  }
+};
+
+// IQ4_NL (planes as Q4_0: qs [blocks][16] | d f16 [blocks]): piece c = block c, codes into the table.
+struct Iq4NlFormat {
+  struct Piece {
+    uint4 q;
+    float d;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const auto p = Q4Format::load(m, row, c);
+    return {p.q, p.d};
+  }
+  static constexpr int kRows = 8;
+  using X = Q4Format::X;
+  template <typename L>
+  static __device__ X load_x(const L& x, int64_t c) { return Q4Format::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t c, const X& xv, float acc) {
+    return Iq4XsFormat::dot({p.q, p.d}, c, xv, acc);
+  }
+  static __device__ float value(const Matrix& m, int64_t row, int64_t i) {
+    const int64_t block = row * (m.n_in / 32) + i / 32;
+    const int j = int(i % 32);
+    const uint8_t byte = m.data[16 * block + (j & 15)];
+    const int code = j < 16 ? (byte & 15) : (byte >> 4);
+    const int value = int8_t(iq4_lookup(iq4_table(), uint32_t(code)) & 0xffu);
+    return half_bits(reinterpret_cast<const uint16_t*>(m.plane1)[block]) * float(value);
+  }
+};
+
 // Block b: rows [b * kRows, ...); warp w takes the pieces w * 32 + lane, + 128, ... of every row.
 template <typename Format, typename Loader>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, Loader x, float* __restrict__ y,
@@ -589,6 +660,8 @@ void dispatch(DType type, F&& f) {
     case DType::Q5_0: return f(Q5Format{});
     case DType::Q5_K: return f(Q5KFormat{});
     case DType::IQ4_XS: return f(Iq4XsFormat{});
+    case DType::Q5_1: return f(Q51Format{});
+    case DType::IQ4_NL: return f(Iq4NlFormat{});
     default: detail::fail_unsupported("no kernel for weights of type " + std::string(dtype_name(type)));
   }
 }

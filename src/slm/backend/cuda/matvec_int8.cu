@@ -265,6 +265,53 @@ struct Iq4Xs {
   }
 };
 
+// Q5_1 (planes as Q51Format in matvec.cu): levels 0..31 times d, plus m times the exact block sum.
+struct Q51 {
+  static constexpr int kRows = 8;
+  struct Piece {
+    uint4 q;
+    uint32_t qh;
+    uint32_t dm;
+  };
+  struct X {
+    uint4 low, high;
+    float d, sum;
+  };
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) {
+    const int64_t block = row * (m.n_in / 32) + c;
+    return {load16(m.data + 16 * block), __ldg(reinterpret_cast<const unsigned int*>(m.plane1) + block),
+            __ldg(reinterpret_cast<const unsigned int*>(m.plane2) + block)};
+  }
+  static __device__ X load_x(const XQ& x, int64_t c) {
+    return {load_q(x.q, 32 * c), load_q(x.q, 32 * c + 16), __ldg(x.d + c), __ldg(x.sums + 2 * c) + __ldg(x.sums + 2 * c + 1)};
+  }
+  static __device__ uint32_t level(uint32_t nibbles, uint32_t bits) { return nibbles | spread_bit4(bits & 15u); }
+  static __device__ float dot(const Piece& p, int64_t, const X& x, float acc) {
+    const uint4 low = make_uint4(level(p.q.x & 0x0f0f0f0fu, p.qh), level(p.q.y & 0x0f0f0f0fu, p.qh >> 4),
+                                 level(p.q.z & 0x0f0f0f0fu, p.qh >> 8), level(p.q.w & 0x0f0f0f0fu, p.qh >> 12));
+    const uint4 high = make_uint4(level((p.q.x >> 4) & 0x0f0f0f0fu, p.qh >> 16),
+                                  level((p.q.y >> 4) & 0x0f0f0f0fu, p.qh >> 20),
+                                  level((p.q.z >> 4) & 0x0f0f0f0fu, p.qh >> 24),
+                                  level((p.q.w >> 4) & 0x0f0f0f0fu, p.qh >> 28));
+    const float2 dm = q4k_dm(p.dm);  // (d, m)
+    return fmaf(dm.x * x.d, float(dot16(low, x.low) + dot16(high, x.high)), fmaf(dm.y, x.sum, acc));
+  }
+};
+
+// IQ4_NL (planes as Q4_0): Iq4Xs with one scale per block of 32.
+struct Iq4Nl {
+  static constexpr int kRows = 8;
+  using Piece = Q4::Piece;
+  using X = Q4::X;
+  static __device__ int64_t pieces(const Matrix& m) { return m.n_in / 32; }
+  static __device__ Piece load(const Matrix& m, int64_t row, int64_t c) { return Q4::load(m, row, c); }
+  static __device__ X load_x(const XQ& x, int64_t c) { return Q4::load_x(x, c); }
+  static __device__ float dot(const Piece& p, int64_t c, const X& x, float acc) {
+    return Iq4Xs::dot({p.q, p.d}, c, x, acc);
+  }
+};
+
 template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y,
                                                                           bool accumulate) {
@@ -428,7 +475,8 @@ void QuantizedVector::quantize_silu_mul(const float* gate, const float* up, int6
 
 bool matvec_quantized_supported(DType type) {
   return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K ||
-         type == DType::Q5_0 || type == DType::Q5_K || type == DType::IQ4_XS;
+         type == DType::Q5_0 || type == DType::Q5_1 || type == DType::Q5_K || type == DType::IQ4_NL ||
+         type == DType::IQ4_XS;
 }
 
 void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream stream, bool accumulate) {
@@ -455,6 +503,8 @@ void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream st
     case DType::Q5_0: launch(Q5{}); break;
     case DType::Q5_K: launch(Q5K{}); break;
     case DType::IQ4_XS: launch(Iq4Xs{}); break;
+    case DType::Q5_1: launch(Q51{}); break;
+    case DType::IQ4_NL: launch(Iq4Nl{}); break;
     default:
       detail::fail_unsupported("no 8-bit activation kernel for weights of type " + std::string(dtype_name(w.type)));
   }
