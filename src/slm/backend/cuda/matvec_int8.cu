@@ -346,6 +346,38 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix
   }
 }
 
+// Rows shorter than the block's lanes (n_pieces < kWarpsPerBlock * 32, e.g. 28 pieces for 896 inputs):
+// the kernel above would leave whole warps idle, so here each warp owns kRows / kWarpsPerBlock of the
+// block's rows (at least one) and walks all their pieces itself; no shared-memory merge.
+template <typename Format>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_short_kernel(Matrix m, XQ x,
+                                                                                float* __restrict__ y,
+                                                                                bool accumulate) {
+  constexpr int kWarpRows = Format::kRows / kWarpsPerBlock > 0 ? Format::kRows / kWarpsPerBlock : 1;
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t first_row = (int64_t(blockIdx.x) * kWarpsPerBlock + warp) * kWarpRows;
+  if (first_row >= m.n_out) return;
+  int64_t rows[kWarpRows];
+#pragma unroll
+  for (int r = 0; r < kWarpRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);
+  const int64_t n_pieces = Format::pieces(m);
+  float acc[kWarpRows] = {};
+  for (int64_t c = lane; c < n_pieces; c += 32) {
+    typename Format::Piece pieces[kWarpRows];
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r) pieces[r] = Format::load(m, rows[r], c);
+    const typename Format::X xv = Format::load_x(x, c);
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kWarpRows; ++r) {
+    const float sum = warp_sum(acc[r]);
+    const int64_t row = first_row + r;
+    if (lane == 0 && row < m.n_out) y[row] = accumulate ? y[row] + sum : sum;
+  }
+}
+
 // One warp per block of 32: scale max|x| / 127, values rounded to nearest, sums of each half.
 __global__ void quantize_kernel(const float* x, int64_t n, int8_t* q, float* d, float* sums) {
   const int64_t block = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -492,8 +524,15 @@ void matvec(const DeviceMatrix& w, const QuantizedVector& x, float* y, Stream st
   const Matrix m = view(w);
   const auto launch = [&](auto format) {
     using Format = decltype(format);
-    const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
-    matvec_int8_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y, accumulate);
+    const int64_t pieces_per_row = w.n_in / (w.type == DType::Q8_0 ? 16 : 32);
+    if (pieces_per_row < kWarpsPerBlock * 32) {
+      constexpr int64_t kWarpRows = Format::kRows / kWarpsPerBlock > 0 ? Format::kRows / kWarpsPerBlock : 1;
+      const auto blocks = unsigned((w.n_out + kWarpRows * kWarpsPerBlock - 1) / (kWarpRows * kWarpsPerBlock));
+      matvec_int8_short_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y, accumulate);
+    } else {
+      const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
+      matvec_int8_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, xq, y, accumulate);
+    }
   };
   switch (w.type) {
     case DType::Q8_0: launch(Q8{}); break;
