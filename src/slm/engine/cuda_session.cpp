@@ -95,7 +95,10 @@ size_t cuda_session_bytes(const Model& model, const CudaSessionOptions& options)
   const int64_t n_ctx = effective_n_ctx(c, options.n_ctx);
   size_t weights = 0;
   for_each_matrix(model.weights(), [&](const Matrix& m) {
-    const size_t bytes = cuda::device_matrix_bytes(m.type, m.bytes());  // the device layout's unpacked scales
+    size_t bytes = m.bytes();  // as cuda::device_matrix_bytes (this part also builds without CUDA)
+    if (m.type == DType::Q4_K) bytes = bytes / 144 * 148;  // the device layouts' unpacked scales
+    if (m.type == DType::Q5_K) bytes = bytes / 176 * 180;
+    if (m.type == DType::IQ4_XS) bytes = bytes / 136 * 138;
     weights += bytes;
   });
   // Norms and biases in f32.
