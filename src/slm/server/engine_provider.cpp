@@ -57,21 +57,6 @@ SamplerOptions sampler_options(const GenerationParams& p, size_t choice) {
   return s;
 }
 
-std::string base64(const void* data, size_t n) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const auto* b = static_cast<const unsigned char*>(data);
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  for (size_t i = 0; i < n; i += 3) {
-    const uint32_t v = uint32_t(b[i]) << 16 | (i + 1 < n ? uint32_t(b[i + 1]) << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < n ? table[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? table[v & 63] : '=';
-  }
-  return out;
-}
-
 bool ends_inside_think(const std::string& prompt) {
   size_t end = prompt.size();
   while (end > 0 && (prompt[end - 1] == '\n' || prompt[end - 1] == ' ')) --end;
@@ -120,37 +105,11 @@ EngineProvider::EngineProvider(std::vector<LocalModel> models, ConstraintFactory
     e.n_ctx = m.scheduler->options().n_ctx;
     models_.push_back(std::move(e));
   }
-  worker_ = std::thread([this] {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(work_mutex_);
-        work_wake_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-        if (work_.empty()) return;
-        job = std::move(work_.front());
-        work_.pop_front();
-      }
-      job();
-    }
-  });
 }
 
-EngineProvider::~EngineProvider() {
-  {
-    std::lock_guard lock(work_mutex_);
-    stopping_ = true;
-  }
-  work_wake_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
+EngineProvider::~EngineProvider() = default;
 
-void EngineProvider::post(std::function<void()> work) {
-  {
-    std::lock_guard lock(work_mutex_);
-    work_.push_back(std::move(work));
-  }
-  work_wake_.notify_one();
-}
+void EngineProvider::post(std::function<void()> work) { worker_.post(std::move(work)); }
 
 EngineProvider::Entry& EngineProvider::find(const std::string& model) {
   if (model.empty()) return models_.front();
@@ -376,29 +335,9 @@ void EngineProvider::embeddings(const json& request, const RequestInfo& info, st
   auto shared = std::make_shared<std::vector<std::future<std::vector<float>>>>(std::move(futures));
   post([shared, sink, r, total, id = entry.id] {
     try {
-      json data = json::array();
-      for (size_t i = 0; i < shared->size(); ++i) {
-        std::vector<float> v = (*shared)[i].get();
-        if (r.dimensions) {
-          if (*r.dimensions > int64_t(v.size())) {
-            throw_invalid("dimensions", fmt::format("'dimensions': the model's embeddings have {} dimensions, {} asked",
-                                                    v.size(), *r.dimensions));
-          }
-          v.resize(size_t(*r.dimensions));
-          double norm = 0;
-          for (float x : v) norm += double(x) * x;
-          norm = std::sqrt(norm);
-          if (norm > 0) {
-            for (float& x : v) x = float(x / norm);
-          }
-        }
-        json item = {{"object", "embedding"}, {"index", i}};
-        if (r.base64) item["embedding"] = base64(v.data(), v.size() * sizeof(float));
-        else item["embedding"] = v;
-        data.push_back(std::move(item));
-      }
-      sink->finish_json({{"object", "list"}, {"data", data}, {"model", id},
-                         {"usage", {{"prompt_tokens", total}, {"total_tokens", total}}}});
+      std::vector<std::vector<float>> vectors;
+      for (auto& f : *shared) vectors.push_back(f.get());
+      sink->finish_json(embeddings_response(std::move(vectors), r, id, total));
     } catch (...) {
       sink->fail(error_from_current_exception());
     }

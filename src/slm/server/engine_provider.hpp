@@ -20,6 +20,7 @@
 #include "slm/server/provider.hpp"
 #include "slm/server/tool_constraint.hpp"
 #include "slm/tokenizer/chat_template.hpp"
+#include "slm/util/serial_worker.hpp"
 
 namespace slm::server {
 
@@ -90,12 +91,8 @@ class EngineProvider : public Provider {
   ConstraintFactory constraints_;
   GenerationMetrics metrics_;
 
-  // Waits for embedding results off the HTTP thread.
-  std::mutex work_mutex_;
-  std::condition_variable work_wake_;
-  std::deque<std::function<void()>> work_;
-  bool stopping_ = false;
-  std::thread worker_;
+  // Waits for embedding results off the HTTP thread (last member: stopped first).
+  SerialWorker worker_;
 };
 
 // response_format through the JSON-schema grammar compiler (slm::grammar).

@@ -298,6 +298,21 @@ std::vector<PromptInput> parse_inputs(const json& v, const std::string& param) {
   return out;
 }
 
+std::string base64(const void* data, size_t n) {
+  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* b = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = uint32_t(b[i]) << 16 | (i + 1 < n ? uint32_t(b[i + 1]) << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < n ? table[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? table[v & 63] : '=';
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string json_type_name(const nlohmann::json& value) {
@@ -472,6 +487,33 @@ DetokenizeRequest parse_detokenize_request(const nlohmann::json& request) {
     r.tokens.push_back(int32_t(id));
   }
   return r;
+}
+
+json embeddings_response(std::vector<std::vector<float>> vectors, const EmbeddingRequest& r, const std::string& model,
+                         int64_t prompt_tokens) {
+  json data = json::array();
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    std::vector<float>& v = vectors[i];
+    if (r.dimensions) {
+      if (*r.dimensions > int64_t(v.size())) {
+        throw_invalid("dimensions",
+                      fmt::format("'dimensions': the model's embeddings have {} dimensions, {} asked", v.size(), *r.dimensions));
+      }
+      v.resize(size_t(*r.dimensions));
+      double norm = 0;
+      for (float x : v) norm += double(x) * x;
+      norm = std::sqrt(norm);
+      if (norm > 0) {
+        for (float& x : v) x = float(x / norm);
+      }
+    }
+    json item = {{"object", "embedding"}, {"index", i}};
+    if (r.base64) item["embedding"] = base64(v.data(), v.size() * sizeof(float));
+    else item["embedding"] = v;
+    data.push_back(std::move(item));
+  }
+  return {{"object", "list"}, {"data", std::move(data)}, {"model", model},
+          {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
 }  // namespace slm::server

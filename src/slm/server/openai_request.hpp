@@ -102,6 +102,12 @@ EmbeddingRequest parse_embedding_request(const nlohmann::json& request);
 TokenizeRequest parse_tokenize_request(const nlohmann::json& request);
 DetokenizeRequest parse_detokenize_request(const nlohmann::json& request);
 
+// The body of an embeddings answer in OpenAI's shape: each vector shortened to `r.dimensions` (then
+// unit length again) and written as floats or base64, with the usage of `prompt_tokens` tokens.
+// A `dimensions` above a vector's size is an invalid_request_error naming the parameter.
+nlohmann::json embeddings_response(std::vector<std::vector<float>> vectors, const EmbeddingRequest& r,
+                                   const std::string& model, int64_t prompt_tokens);
+
 // The JSON type name as error messages say it ("string", "number", "array", ...).
 std::string json_type_name(const nlohmann::json& value);
 

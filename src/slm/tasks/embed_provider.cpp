@@ -14,21 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string base64(const void* data, size_t n) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const auto* b = static_cast<const unsigned char*>(data);
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  for (size_t i = 0; i < n; i += 3) {
-    const uint32_t v = uint32_t(b[i]) << 16 | (i + 1 < n ? uint32_t(b[i + 1]) << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < n ? table[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? table[v & 63] : '=';
-  }
-  return out;
-}
-
 std::string model_field(const json& request) {
   if (!request.is_object()) return "";
   auto it = request.find("model");
@@ -47,29 +32,9 @@ EmbeddingProvider::EmbeddingProvider(std::vector<EmbeddingModel> models, std::sh
     }
   }
   created_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  worker_ = std::thread([this] {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-        if (work_.empty()) return;
-        job = std::move(work_.front());
-        work_.pop_front();
-      }
-      job();
-    }
-  });
 }
 
-EmbeddingProvider::~EmbeddingProvider() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  worker_.join();
-}
+EmbeddingProvider::~EmbeddingProvider() = default;
 
 const EmbeddingModel* EmbeddingProvider::find(const json& request) const {
   const std::string name = model_field(request);
@@ -162,38 +127,14 @@ void EmbeddingProvider::embeddings(const json& request, const server::RequestInf
     sequences->push_back(std::move(ids));
   }
   auto embedder = m->embedder;
-  {
-    std::lock_guard lock(mutex_);
-    work_.push_back([sequences, embedder, sink, r, total, id = m->id] {
-      if (sink->cancelled()) return;
-      try {
-        auto vectors = embedder->embed_tokens(*sequences);
-        json data = json::array();
-        for (size_t i = 0; i < vectors.size(); ++i) {
-          std::vector<float>& v = vectors[i];
-          if (r.dimensions) {
-            // Matryoshka truncation, then unit length again.
-            v.resize(size_t(*r.dimensions));
-            double norm = 0;
-            for (float x : v) norm += double(x) * x;
-            norm = std::sqrt(norm);
-            if (norm > 0) {
-              for (float& x : v) x = float(x / norm);
-            }
-          }
-          json item = {{"object", "embedding"}, {"index", i}};
-          if (r.base64) item["embedding"] = base64(v.data(), v.size() * sizeof(float));
-          else item["embedding"] = v;
-          data.push_back(std::move(item));
-        }
-        sink->finish_json({{"object", "list"}, {"data", data}, {"model", id},
-                           {"usage", {{"prompt_tokens", total}, {"total_tokens", total}}}});
-      } catch (...) {
-        sink->fail(server::error_from_current_exception());
-      }
-    });
-  }
-  wake_.notify_one();
+  worker_.post([sequences, embedder, sink, r, total, id = m->id] {
+    if (sink->cancelled()) return;
+    try {
+      sink->finish_json(server::embeddings_response(embedder->embed_tokens(*sequences), r, id, total));
+    } catch (...) {
+      sink->fail(server::error_from_current_exception());
+    }
+  });
 }
 
 }  // namespace slm::tasks

@@ -16,6 +16,7 @@
 
 #include "slm/server/provider.hpp"
 #include "slm/tasks/embed.hpp"
+#include "slm/util/serial_worker.hpp"
 
 namespace slm::tasks {
 
@@ -54,12 +55,8 @@ class EmbeddingProvider : public server::Provider {
   std::shared_ptr<server::Provider> inner_;
   int64_t created_ = 0;
 
-  // Embeddings are computed one request at a time off the HTTP thread.
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> work_;
-  bool stopping_ = false;
-  std::thread worker_;
+  // Embeddings are computed one request at a time off the HTTP thread (last member: stopped first).
+  SerialWorker worker_;
 };
 
 }  // namespace slm::tasks
