@@ -8,20 +8,6 @@
 namespace slm::router {
 namespace {
 
-std::string content_text(const nlohmann::json& content) {
-  if (content.is_string()) return content.get<std::string>();
-  std::string out;
-  if (content.is_array()) {
-    for (const auto& part : content) {
-      if (part.is_object() && part.contains("text") && part["text"].is_string()) {
-        if (!out.empty()) out += "\n";
-        out += part["text"].get<std::string>();
-      }
-    }
-  }
-  return out;
-}
-
 bool contains(const std::vector<std::string>& list, const std::string& s) {
   return std::find(list.begin(), list.end(), s) != list.end();
 }

@@ -11,20 +11,6 @@
 namespace slm::router {
 namespace {
 
-std::string content_text(const nlohmann::json& content) {
-  if (content.is_string()) return content.get<std::string>();
-  std::string out;
-  if (content.is_array()) {
-    for (const auto& part : content) {
-      if (part.is_object() && part.contains("text") && part["text"].is_string()) {
-        if (!out.empty()) out += "\n";
-        out += part["text"].get<std::string>();
-      }
-    }
-  }
-  return out;
-}
-
 // Answers a provider's handle_other at once (POST /tokenize answers synchronously).
 struct ImmediateSink : server::ResponseSink {
   nlohmann::json body;
@@ -41,6 +27,20 @@ struct ImmediateSink : server::ResponseSink {
 };
 
 }  // namespace
+
+std::string content_text(const nlohmann::json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string out;
+  if (content.is_array()) {
+    for (const auto& part : content) {
+      if (part.is_object() && part.contains("text") && part["text"].is_string()) {
+        if (!out.empty()) out += "\n";
+        out += part["text"].get<std::string>();
+      }
+    }
+  }
+  return out;
+}
 
 PromptText prompt_text(const nlohmann::json& request) {
   PromptText p;

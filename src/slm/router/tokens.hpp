@@ -21,6 +21,9 @@ class Tokenizer;
 
 namespace slm::router {
 
+// The text of a message's content: a string, or the text parts of an array joined by newlines.
+std::string content_text(const nlohmann::json& content);
+
 class TokenCounter {
  public:
   virtual ~TokenCounter() = default;
