@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,12 @@ struct CmdResult {
   int status;
   std::string out;
 };
+
+size_t code_points(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
 
 CmdResult run_slm(const std::string& args) {
   const std::string cmd = std::string(SLM_EXE) + " " + args + " 2>/dev/null";
@@ -143,4 +150,37 @@ TEST(CliChunk, JsonlChunksSliceTheInput) {
   }
   EXPECT_GE(n, 3u);
   EXPECT_EQ(run_slm("chunk --max-tokens 8 --overlap 8 " + path).status, 2);
+}
+
+// --titles: every chunk gets a model-written title and keywords that satisfy the metadata schema
+// (the grammar holds the demo model to it), next to the same offsets as without --titles.
+TEST(CliChunk, TitlesAndKeywordsFollowTheSchema) {
+  const std::string text = "# Weather\n\nIt rained all day in the valley. The river rose.\n\n## Harvest\n\nThe farmers brought in the wheat before the storm.\n";
+  const auto path = temp_file("titles.md", text);
+  const CmdResult plain = run_slm("chunk --no-text --max-tokens 24 " + path);
+  const CmdResult r = run_slm("chunk --no-text --titles --max-tokens 24 " + path);
+  ASSERT_EQ(plain.status, 0) << plain.out;
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::istringstream a(plain.out), b(r.out);
+  std::string la, lb;
+  size_t n = 0;
+  while (std::getline(a, la)) {
+    ASSERT_TRUE(std::getline(b, lb));
+    const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    EXPECT_EQ(ja["start"], jb["start"]);
+    EXPECT_EQ(ja["end"], jb["end"]);
+    ASSERT_TRUE(jb["title"].is_string()) << lb;
+    const auto title = jb["title"].get<std::string>();
+    EXPECT_GE(title.size(), 1u);
+    EXPECT_LE(code_points(title), 60u);
+    ASSERT_TRUE(jb["keywords"].is_array()) << lb;
+    EXPECT_LE(jb["keywords"].size(), 5u);
+    for (const auto& k : jb["keywords"]) {
+      ASSERT_TRUE(k.is_string());
+      EXPECT_LE(code_points(k.get<std::string>()), 24u);
+    }
+    ++n;
+  }
+  EXPECT_GE(n, 2u);
+  EXPECT_FALSE(std::getline(b, lb));
 }
