@@ -21,6 +21,36 @@
 
 namespace slm::eval {
 
+void parallel_for(size_t n, int32_t threads, const std::function<void(size_t)>& f, const std::function<void(size_t)>& done_one,
+                  const Progress& progress) {
+  std::atomic<size_t> next{0};
+  size_t done = 0;
+  std::mutex mutex;
+  std::exception_ptr error;
+  auto worker = [&] {
+    for (;;) {
+      const size_t i = next++;
+      if (i >= n) return;
+      try {
+        f(i);
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!error) error = std::current_exception();
+        next = n;
+        return;
+      }
+      std::lock_guard lock(mutex);
+      done_one(i);
+      ++done;
+      if (progress) progress(done);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int32_t t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 namespace asio = boost::asio;
 
 std::string cut_at_stop(const std::string& text, const std::vector<std::string>& until) {
@@ -335,35 +365,9 @@ class EndpointBackend final : public Backend {
     return usage_;
   }
 
-  // Runs f(i) for every i on `concurrency` threads, then done(i) one at a time; the first error is
-  // rethrown.
   void parallel(size_t n, const std::function<void(size_t)>& f, const Progress& progress,
                 const std::function<void(size_t)>& done_one) {
-    std::atomic<size_t> next{0}, done{0};
-    std::mutex mutex;
-    std::exception_ptr error;
-    auto worker = [&] {
-      for (;;) {
-        const size_t i = next++;
-        if (i >= n) return;
-        try {
-          f(i);
-        } catch (...) {
-          std::lock_guard lock(mutex);
-          if (!error) error = std::current_exception();
-          next = n;
-          return;
-        }
-        std::lock_guard lock(mutex);
-        done_one(i);
-        const size_t d = ++done;
-        if (progress) progress(d);
-      }
-    };
-    std::vector<std::thread> threads;
-    for (int32_t t = 0; t < std::max(1, options_.concurrency); ++t) threads.emplace_back(worker);
-    for (auto& t : threads) t.join();
-    if (error) std::rethrow_exception(error);
+    parallel_for(n, options_.concurrency, f, done_one, progress);
   }
 
   std::vector<LoglikelihoodResult> loglikelihood(const std::vector<LoglikelihoodRequest>& requests,

@@ -42,6 +42,11 @@ struct Generation {
 };
 // Called after each finished request with the number finished so far.
 using Progress = std::function<void(size_t done)>;
+
+// Runs f(i) for every i in [0, n) on `threads` threads (at least one), then done_one(i) and
+// progress(count done) one at a time under a lock; the first error stops the rest and is rethrown.
+void parallel_for(size_t n, int32_t threads, const std::function<void(size_t)>& f,
+                  const std::function<void(size_t)>& done_one, const Progress& progress);
 // Called once per finished request with its index and result, one call at a time (any thread):
 // the result cache stores each result as soon as it exists.
 using OnScored = std::function<void(size_t index, const LoglikelihoodResult& result)>;

@@ -141,36 +141,6 @@ class WaitSink final : public server::ResponseSink {
   std::promise<std::pair<bool, json>> promise_;
 };
 
-void parallel_for(size_t n, int32_t threads, const std::function<void(size_t)>& f, const std::function<void(size_t)>& done_one,
-                  const Progress& progress) {
-  std::atomic<size_t> next{0};
-  size_t done = 0;
-  std::mutex mutex;
-  std::exception_ptr error;
-  auto worker = [&] {
-    for (;;) {
-      const size_t i = next++;
-      if (i >= n) return;
-      try {
-        f(i);
-      } catch (...) {
-        std::lock_guard lock(mutex);
-        if (!error) error = std::current_exception();
-        next = n;
-        return;
-      }
-      std::lock_guard lock(mutex);
-      done_one(i);
-      ++done;
-      if (progress) progress(done);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int32_t t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 class RouterBackend final : public Backend {
  public:
   RouterBackend(std::shared_ptr<router::Router> router, const RouterBackendOptions& options, json identity)
