@@ -17,6 +17,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../common/command.hpp"
 #include "../server/server_process.hpp"
 #include "slm/eval/cache.hpp"
 
@@ -25,23 +26,9 @@ using nlohmann::json;
 
 namespace {
 
-struct CliRun {
-  int rc = -1;
-  std::string out;
-};
+using CliRun = slm_test::CommandResult;
 
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(SLM_EXE) + " eval -q " + args + " 2>&1";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+CliRun run(const std::string& args) { return slm_test::run_command(std::string(SLM_EXE) + " eval -q " + args + " 2>&1"); }
 
 std::string data(const std::string& name) { return std::string(SLM_TEST_DATA) + "/eval/" + name; }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/command.hpp"
 #include "../server/server_process.hpp"
 #include "slm/eval/router_eval.hpp"
 #include "slm/util/error.hpp"
@@ -23,23 +24,9 @@ namespace {
 
 std::string demo_router() { return (fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "router.yaml").string(); }
 
-struct CliRun {
-  int rc = -1;
-  std::string out;
-};
+using CliRun = slm_test::CommandResult;
 
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(SLM_EXE) + " eval -q " + args + " 2>&1";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+CliRun run(const std::string& args) { return slm_test::run_command(std::string(SLM_EXE) + " eval -q " + args + " 2>&1"); }
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

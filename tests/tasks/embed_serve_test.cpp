@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "../common/vectors.hpp"
 #include "../server/server_process.hpp"
 #include "slm/engine/encoder.hpp"
 #include "slm/format/safetensors.hpp"
@@ -25,28 +26,9 @@ using slm_test::http;
 
 const std::string kBert = std::string(SLM_TEST_DATA) + "/models/bert_tiny";
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  return json::parse(in);
-}
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
-double norm(const std::vector<float>& a) {
-  double s = 0;
-  for (float v : a) s += double(v) * v;
-  return std::sqrt(s);
-}
+using slm_test::cosine;
+using slm_test::norm;
+using slm_test::read_json;
 
 class EmbedServe : public ::testing::Test {
  protected:

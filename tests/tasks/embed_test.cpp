@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/vectors.hpp"
 #include "slm/engine/encoder.hpp"
 #include "slm/engine/scheduler.hpp"
 #include "slm/format/gguf.hpp"
@@ -32,28 +33,9 @@ namespace fs = std::filesystem;
 
 const std::string kModels = std::string(SLM_TEST_DATA) + "/models";
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  return json::parse(in);
-}
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
-double norm(const std::vector<float>& a) {
-  double s = 0;
-  for (float v : a) s += double(v) * v;
-  return std::sqrt(s);
-}
+using slm_test::cosine;
+using slm_test::norm;
+using slm_test::read_json;
 
 // Relative L2 distance: stricter than the cosine (it also sees the scale).
 double rel_l2(const std::vector<float>& a, const std::vector<float>& ref) {
