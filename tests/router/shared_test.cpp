@@ -170,7 +170,7 @@ TEST(RouterShared, TwoServeProcessesShareOneDatabase) {
   EXPECT_EQ(budget, (std::vector<int>{200, 200, 200, 429, 429}));
   // Both processes' rows in the one log, each once (the writers commit a moment after the answers).
   const std::string db = (dir / "router.db").string();
-  for (int i = 0; i < 100 && query_int(db, "SELECT COUNT(*) FROM requests") < 11; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 500 && query_int(db, "SELECT COUNT(*) FROM requests") < 11; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM requests"), 11);
   EXPECT_EQ(query_int(db, "SELECT COUNT(DISTINCT request_id) FROM requests"), 11);
   const auto stats = nlohmann::json::parse(slm_test::http(ports[0], "GET", "/v1/router/stats").body);
