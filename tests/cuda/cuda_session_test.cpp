@@ -13,10 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cuda_test_util.hpp"
 #include "slm/engine/cuda_session.hpp"
+#include "slm/model/convert.hpp"
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/npy.hpp"
@@ -55,7 +58,7 @@ double relative_l2(const float* a, const float* b, size_t n) {
 
 // Every position's logits from one forward of the whole fixture sequence (all_logits), then the
 // same sequence in two parts with a truncate in between (last-token logits only).
-void check_fixture(const std::string& name, DType kv_type, double bound) {
+void check_fixture(const std::string& name, DType kv_type, double bound, bool batched_prompt = true) {
   const fs::path dir = test_data() / "models" / name;
   const auto model = Model::load(dir.string(), LoadOptions{false});
   const int64_t vocab = model->config().vocab_size;
@@ -68,6 +71,7 @@ void check_fixture(const std::string& name, DType kv_type, double bound) {
   CudaSessionOptions options;
   options.n_ctx = 64;
   options.kv_type = kv_type;
+  options.batched_prompt = batched_prompt;
   CudaSession session(model, options);
   ASSERT_GE(session.n_ctx(), int64_t(tokens.size()));
   std::vector<float> logits(tokens.size() * size_t(vocab), NAN);
@@ -97,7 +101,19 @@ void check_fixture(const std::string& name, DType kv_type, double bound) {
 
 TEST(CudaSession, FixtureLogitsMatchTransformers) {
   SLM_REQUIRE_CUDA();
-  for (const char* name : {"llama3", "qwen2", "smollm2", "deepseek_r1_qwen"}) check_fixture(name, DType::F32, 1e-4);
+  for (const char* name : {"llama3", "qwen2", "qwen3", "gemma3", "mistral", "phi3", "phi4_mini", "smollm2",
+                           "deepseek_r1_qwen"}) {
+    check_fixture(name, DType::F32, 1e-4);
+  }
+}
+
+// The same through the one-token decode step (its own kernels and CUDA graph), for the fixtures with
+// per-family traits: q/k/v biases (qwen2), per-head q/k norms (qwen3), post-norms, a GELU gate,
+// scaled embeddings and local and global layers (gemma3), a sliding window (mistral), partial
+// rotary dimensions (phi4_mini).
+TEST(CudaSession, FixtureLogitsTokenByToken) {
+  SLM_REQUIRE_CUDA();
+  for (const char* name : {"qwen2", "qwen3", "gemma3", "mistral", "phi4_mini"}) check_fixture(name, DType::F32, 1e-4, false);
 }
 
 TEST(CudaSession, FixtureLogitsWithF16Cache) {
@@ -121,34 +137,38 @@ TEST(CudaSession, RejectsPastContextAndBadTokens) {
   EXPECT_THROW(session.truncate(1), Error);
 }
 
-// Architectures the GPU decoder does not handle yet are refused with their traits named (no GPU
-// needed to tell).
+// Every fixture architecture runs on the GPU; what it cannot run (weights of a type it does not
+// upload) is refused with the reason named (no GPU needed to tell).
 TEST(CudaSession, NamesUnsupportedTraits) {
-  const auto qwen3 = Model::load((test_data() / "models" / "qwen3").string(), LoadOptions{false});
-  const std::string reason = cuda_unsupported_reason(*qwen3);
-  EXPECT_NE(reason.find("qwen3"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("qk_norm"), std::string::npos) << reason;
-  const auto gemma3 = Model::load((test_data() / "models" / "gemma3").string(), LoadOptions{false});
-  const std::string gemma = cuda_unsupported_reason(*gemma3);
-  for (const char* trait : {"post_norms", "gelu_tanh", "embedding_scale", "layer_sliding"}) {
-    EXPECT_NE(gemma.find(trait), std::string::npos) << trait << ": " << gemma;
+  for (const char* name : {"llama3", "qwen2", "qwen3", "gemma3", "mistral", "phi3", "phi4_mini", "smollm2",
+                           "deepseek_r1_qwen"}) {
+    const auto model = Model::load((test_data() / "models" / name).string(), LoadOptions{false});
+    EXPECT_EQ(cuda_unsupported_reason(*model), "") << name;
   }
+  const fs::path dir = fs::temp_directory_path() / ("slm_cuda_unsupported_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ConvertOptions options;
+  options.recipe = "Q4_1";
+  convert_hf_to_gguf((test_data() / "models" / "llama3").string(), (dir / "q4_1.gguf").string(), options);
+  const auto q4_1 = Model::load((dir / "q4_1.gguf").string(), LoadOptions{false});
+  fs::remove_all(dir);
+  const std::string reason = cuda_unsupported_reason(*q4_1);
+  EXPECT_NE(reason.find(std::string(dtype_name(DType::Q4_1))), std::string::npos) << reason;
   const auto llama3 = Model::load((test_data() / "models" / "llama3").string(), LoadOptions{false});
-  EXPECT_EQ(cuda_unsupported_reason(*llama3), "");
 
   EXPECT_THROW(choose_device("gpu", *llama3, 64), Error);
   EXPECT_EQ(choose_device("cpu", *llama3, 64), Device::cpu);
   std::string why;
-  EXPECT_EQ(choose_device("auto", *qwen3, 64, &why), Device::cpu);
+  EXPECT_EQ(choose_device("auto", *q4_1, 64, &why), Device::cpu);
   EXPECT_FALSE(why.empty());
   if (!cuda_device_present()) GTEST_SKIP() << "no CUDA device found: the device-dependent half is skipped";
   EXPECT_EQ(choose_device("auto", *llama3, 64), Device::cuda);
   try {
-    CudaSession session(qwen3);
-    ADD_FAILURE() << "expected an error for qwen3";
+    CudaSession session(q4_1);
+    ADD_FAILURE() << "expected an error for Q4_1 weights";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::unsupported);
-    EXPECT_NE(std::string(e.what()).find("qk_norm"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::string(dtype_name(DType::Q4_1))), std::string::npos) << e.what();
   }
 }
 
@@ -204,12 +224,18 @@ TEST(CudaCli, BenchReportsGpuFigures) {
 TEST(CudaCli, DeviceCudaOnAnUnsupportedModelFailsWithTheReason) {
   SLM_REQUIRE_CUDA();
   ASSERT_TRUE(fs::exists(slm_exe())) << "expected the slm program at " << slm_exe();
+  const fs::path dir = fs::temp_directory_path() / ("slm_cuda_cli_unsupported_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ConvertOptions options;
+  options.recipe = "Q4_1";  // a weight type the GPU decoder does not upload
+  convert_hf_to_gguf((test_data() / "models" / "llama3").string(), (dir / "q4_1.gguf").string(), options);
   int status = -1;
-  const std::string printed = run_command(slm_exe() + " bench " + (test_data() / "models" / "qwen3").string() +
+  const std::string printed = run_command(slm_exe() + " bench " + (dir / "q4_1.gguf").string() +
                                               " -p 4 -n 4 -r 1 --device cuda --no-bandwidth 2>&1",
                                           &status);
+  fs::remove_all(dir);
   EXPECT_NE(status, 0);
-  EXPECT_NE(printed.find("qk_norm"), std::string::npos) << printed;
+  EXPECT_NE(printed.find(std::string(dtype_name(DType::Q4_1))), std::string::npos) << printed;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "cuda_test_util.hpp"
 #include "slm/backend/cuda/decoder.hpp"
 #include "slm/engine/cuda_decoder_setup.hpp"
+#include "slm/engine/cuda_session.hpp"
 #include "slm/format/quant.hpp"
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
@@ -37,8 +38,7 @@ void check_fixture(const std::string& name, DType kv_type, double bound, bool gr
   const fs::path dir = test_data() / "models" / name;
   const auto model = Model::load(dir.string(), LoadOptions{false});
   const ModelConfig& mc = model->config();
-  ASSERT_FALSE(mc.qk_norm || mc.post_norms || mc.embedding_scale != 0.0f || mc.attention_scale != 0.0f)
-      << "not a plain Llama-family fixture";
+  ASSERT_EQ(cuda_unsupported_reason(*model), "");
   DecoderConfig config = cuda_decoder_config(mc, 300);  // more than one attention split of 256 keys
   config.kv_type = kv_type;
   config.cuda_graph = graph;
@@ -109,6 +109,19 @@ TEST(CudaDecoder, Qwen2LogitsMatchReference) {
   check_fixture("qwen2", DType::F32, 1e-4);
 }
 
+TEST(CudaDecoder, Qwen3LogitsMatchReference) {  // per-head q and k norms
+  SLM_REQUIRE_CUDA();
+  check_fixture("qwen3", DType::F32, 1e-4);
+  check_fixture("qwen3", DType::F16, 5e-3, /*graph=*/false);
+}
+
+// Post-norms, a GELU gate, scaled embeddings, local layers with their own RoPE base and window.
+TEST(CudaDecoder, Gemma3LogitsMatchReference) {
+  SLM_REQUIRE_CUDA();
+  check_fixture("gemma3", DType::F32, 1e-4);
+  check_fixture("gemma3", DType::F16, 5e-3, /*graph=*/false);
+}
+
 TEST(CudaDecoder, RejectsMismatchedShapes) {
   SLM_REQUIRE_CUDA();
   DecoderConfig config;
@@ -141,6 +154,11 @@ TEST(CudaDecoder, RejectsMismatchedShapes) {
   EXPECT_THROW(decoder.step(0, 8, nullptr), Error);  // past the cache
   EXPECT_THROW(decoder.step(32, 0, nullptr), Error);  // not a token
   EXPECT_GE(decoder.step(1, 0, nullptr), 0);
+  weights.layers[0].q_norm = data.data();  // a q norm without a k norm
+  EXPECT_THROW(LlamaDecoder(config, weights), Error);
+  weights.layers[0].k_norm = data.data();
+  weights.layers[0].bq = data.data();  // biases before the norms: not supported
+  EXPECT_THROW(LlamaDecoder(config, weights), Error);
 }
 
 }  // namespace

@@ -40,6 +40,30 @@ TEST(CudaOps, RmsNormMatchesCpu) {
   EXPECT_LT(max_abs_diff(test::to_host<float>(y_dev, x.size()), ref), 2e-5);
 }
 
+// Qwen3's q and k norms: rows of [q heads | k heads | v heads] with a stride; v stays as it was.
+TEST(CudaOps, HeadRmsNormMatchesCpuAndLeavesTheRestAlone) {
+  SLM_REQUIRE_CUDA();
+  const int64_t rows = 5, n_q = 6, n_k = 2, hd = 128, stride = (n_q + 2 * n_k) * hd + 8;
+  const auto x = random_floats(size_t(rows * stride), 3, -3.0f, 3.0f);
+  const auto wq = random_floats(size_t(hd), 4, 0.5f, 1.5f), wk = random_floats(size_t(hd), 5, 0.5f, 1.5f);
+  std::vector<float> ref = x;
+  for (int64_t t = 0; t < rows; ++t) {
+    float* row = ref.data() + t * stride;
+    cpu::rms_norm(row, wq.data(), row, n_q, hd, 1e-6f);
+    cpu::rms_norm(row + n_q * hd, wk.data(), row + n_q * hd, n_k, hd, 1e-6f);
+  }
+  DeviceBuffer x_dev = test::to_device(x);
+  const DeviceBuffer wq_dev = test::to_device(wq), wk_dev = test::to_device(wk);
+  head_rms_norm(x_dev.as<float>(), rows, stride, n_q, n_k, hd, wq_dev.as<float>(), wk_dev.as<float>(), 1e-6f);
+  const auto got = test::to_host<float>(x_dev, x.size());
+  EXPECT_LT(max_abs_diff(got, ref), 2e-5);
+  for (int64_t t = 0; t < rows; ++t) {  // the v heads and the padding are untouched
+    for (int64_t i = (n_q + n_k) * hd; i < stride; ++i) ASSERT_EQ(got[size_t(t * stride + i)], x[size_t(t * stride + i)]);
+  }
+  EXPECT_THROW(head_rms_norm(x_dev.as<float>(), rows, 100, n_q, n_k, hd, wq_dev.as<float>(), wk_dev.as<float>(), 1e-6f),
+               Error);
+}
+
 TEST(CudaOps, ElementwiseMatchCpu) {
   SLM_REQUIRE_CUDA();
   const int64_t rows = 4, n = 3000;
@@ -61,6 +85,32 @@ TEST(CudaOps, ElementwiseMatchCpu) {
   cpu::add_bias(ref.data(), bias.data(), rows, n);
   add_bias(g_dev.as<float>(), b_dev.as<float>(), rows, n);
   EXPECT_LT(max_abs_diff(test::to_host<float>(g_dev, ref.size()), ref), 1e-5);
+
+  cpu::scale(ref.data(), 1.75f, rows * n);
+  scale(g_dev.as<float>(), 1.75f, rows * n);
+  EXPECT_LT(max_abs_diff(test::to_host<float>(g_dev, ref.size()), ref), 1e-5);
+}
+
+// Gemma's gate: gelu_tanh(gate) * up, in place and from rows of [gate | up].
+TEST(CudaOps, GeluTanhMulMatchesCpu) {
+  SLM_REQUIRE_CUDA();
+  const int64_t rows = 3, n = 1000;
+  const auto gate_up = random_floats(size_t(rows * 2 * n), 6, -6.0f, 6.0f);
+  std::vector<float> gate(size_t(rows * n)), up(size_t(rows * n));
+  for (int64_t t = 0; t < rows; ++t) {
+    std::copy_n(gate_up.begin() + t * 2 * n, n, gate.begin() + t * n);
+    std::copy_n(gate_up.begin() + t * 2 * n + n, n, up.begin() + t * n);
+  }
+  std::vector<float> ref = gate;
+  cpu::gelu_tanh_mul(ref.data(), up.data(), rows * n);
+  ASSERT_GT(max_abs_diff(ref, gate), 0.1);
+  DeviceBuffer g_dev = test::to_device(gate);
+  const DeviceBuffer u_dev = test::to_device(up), gu_dev = test::to_device(gate_up);
+  gelu_tanh_mul(g_dev.as<float>(), u_dev.as<float>(), rows * n);
+  EXPECT_LT(max_abs_diff(test::to_host<float>(g_dev, ref.size()), ref), 1e-5);
+  DeviceBuffer out = test::poisoned<float>(ref.size());
+  gelu_tanh_mul_rows(gu_dev.as<float>(), rows, n, out.as<float>());
+  EXPECT_LT(max_abs_diff(test::to_host<float>(out, ref.size()), ref), 1e-5);
 }
 
 TEST(CudaOps, RopeMatchesCpuBothLayouts) {

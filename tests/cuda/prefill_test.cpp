@@ -41,7 +41,7 @@ std::vector<float> cache_to_host(const DeviceBuffer& cache, DType kv_type, size_
   return out;
 }
 
-void check_qkv_rows(DType kv_type, bool interleaved, int64_t rope_dim, bool with_bias) {
+void check_qkv_rows(DType kv_type, bool interleaved, int64_t rope_dim, bool with_bias, float cos_sin_scale = 1.0f) {
   const int64_t rows = 5, n_heads = 6, n_kv = 2, hd = 32, first = 9, capacity = 20, kv_stride = n_kv * hd + 8;
   const int64_t q_dim = n_heads * hd, kv_dim = n_kv * hd, width = q_dim + 2 * kv_dim;
   const auto qkv = random_floats(size_t(rows * width), 31, -2.0f, 2.0f);
@@ -55,7 +55,7 @@ void check_qkv_rows(DType kv_type, bool interleaved, int64_t rope_dim, bool with
   for (int64_t t = 0; t < rows; ++t) {
     float* row = ref.data() + t * width;
     if (with_bias) cpu::add_bias(row, bias.data(), 1, width);
-    cpu::rope(row, 1, n_heads + n_kv, hd, rope_dim, &positions[size_t(t)], inv_freq.data(), interleaved);
+    cpu::rope(row, 1, n_heads + n_kv, hd, rope_dim, &positions[size_t(t)], inv_freq.data(), interleaved, cos_sin_scale);
   }
   const size_t elem = kv_type == DType::F16 ? 2 : 4;
   DeviceBuffer k_cache(size_t(capacity * kv_stride) * elem), v_cache(size_t(capacity * kv_stride) * elem);
@@ -64,7 +64,8 @@ void check_qkv_rows(DType kv_type, bool interleaved, int64_t rope_dim, bool with
   DeviceBuffer x_dev = test::to_device(qkv);
   const DeviceBuffer b_dev = test::to_device(bias), f_dev = test::to_device(inv_freq);
   qkv_rows(x_dev.as<float>(), with_bias ? b_dev.as<float>() : nullptr, rows, n_heads, n_kv, hd, rope_dim, nullptr,
-           first, f_dev.as<float>(), interleaved, k_cache.data(), v_cache.data(), kv_type, kv_stride, capacity);
+           first, f_dev.as<float>(), interleaved, k_cache.data(), v_cache.data(), kv_type, kv_stride, capacity,
+           cos_sin_scale);
   const auto got = test::to_host<float>(x_dev, ref.size());
   EXPECT_LT(max_abs_diff(got, ref), 1e-5);
   EXPECT_NE(max_abs_diff(got, qkv), 0.0);
@@ -97,6 +98,8 @@ TEST(CudaPrefill, QkvRowsMatchBiasRopeAndStore) {
       }
     }
   }
+  SCOPED_TRACE("LongRoPE's cos/sin factor");
+  check_qkv_rows(DType::F32, false, 24, false, 1.19f);
 }
 
 // Rows [first, first + n) attend over a cache filled with random keys and values up to their

@@ -63,13 +63,7 @@ std::string cuda_unsupported_reason(const Model& model) {
 #else
   const ModelConfig& c = model.config();
   std::vector<std::string> traits;
-  if (c.qk_norm) traits.push_back("RMSNorm of q and k heads (qk_norm)");
-  if (c.post_norms) traits.push_back("post-attention and post-MLP norms (post_norms)");
-  if (c.activation != Activation::silu) traits.push_back("a GELU gate (activation gelu_tanh)");
-  if (c.embedding_scale != 0.0f) traits.push_back(fmt::format("scaled embeddings (embedding_scale {})", c.embedding_scale));
-  if (c.attention_scale != 0.0f) traits.push_back(fmt::format("a custom attention scale ({})", c.attention_scale));
-  if (!c.layer_sliding.empty()) traits.push_back("local and global layers (layer_sliding)");
-  if (c.rope_scaling == RopeScaling::longrope) traits.push_back("LongRoPE scaling");
+  if (c.qk_norm && c.qkv_bias) traits.push_back("q/k/v biases together with RMSNorm of q and k heads (qk_norm)");
   if (c.head_dim % 2 != 0 || c.rope_dim > c.head_dim) traits.push_back(fmt::format("rope_dim {} with head_dim {}", c.rope_dim, c.head_dim));
   std::vector<std::string> types;
   for_each_matrix(model.weights(), [&](const Matrix& m) {
@@ -101,8 +95,8 @@ size_t cuda_session_bytes(const Model& model, const CudaSessionOptions& options)
     if (m.type == DType::IQ4_XS) bytes = bytes / 136 * 138;
     weights += bytes;
   });
-  // Norms and biases in f32.
-  weights += size_t(c.n_layers) * size_t(2 * c.dim + c.q_dim() + 2 * c.kv_dim()) * 4 + size_t(c.dim) * 4;
+  // Norms (q/k and post norms where the model has them) and biases in f32.
+  weights += size_t(c.n_layers) * size_t(4 * c.dim + c.q_dim() + 2 * c.kv_dim() + 2 * c.head_dim) * 4 + size_t(c.dim) * 4;
   const size_t kv_elem = options.kv_type == DType::F16 ? 2 : 4;
   const size_t kv = 2 * size_t(c.n_layers) * size_t(n_ctx) * size_t(c.kv_dim()) * kv_elem;
   // Activations, logits and the split-key attention scratch (per head and chunk of 128 keys: the
@@ -176,8 +170,15 @@ cuda::DecoderConfig cuda_decoder_config(const ModelConfig& mc, int64_t max_posit
   config.max_positions = max_positions;
   config.sliding_window = mc.sliding_window;
   config.norm_eps = mc.norm_eps;
+  config.attention_scale = mc.attention_scale_or_default();
+  config.layer_sliding = mc.layer_sliding;
+  // Sliding layers take their own RoPE base and no scaling, as the CPU forward does.
+  if (mc.sliding_window > 0) config.inv_freq_local = mc.rope_inv_freq(true, max_positions);
+  config.embedding_scale = mc.embedding_scale;
+  config.gelu = mc.activation == Activation::gelu_tanh;
   config.inv_freq = mc.rope_inv_freq(false, max_positions);
   config.rope_interleaved = mc.rope_style == RopeStyle::interleaved;
+  config.rope_cos_sin_scale = mc.rope_cos_sin_scale();
   return config;
 }
 
@@ -198,6 +199,10 @@ cuda::DecoderWeights cuda_decoder_weights(const Model& model) {
     d.bq = optional(l.bq);
     d.bk = optional(l.bk);
     d.bv = optional(l.bv);
+    d.q_norm = optional(l.q_norm);
+    d.k_norm = optional(l.k_norm);
+    d.post_attn_norm = optional(l.post_attn_norm);
+    d.post_ffn_norm = optional(l.post_ffn_norm);
     d.w_gate = host(l.w_gate);
     d.w_up = host(l.w_up);
     d.w_down = host(l.w_down);

@@ -167,12 +167,21 @@ class Blas {
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, n_rows rows of n values (y may be x).
 void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
               Stream stream = nullptr);
+// Per-head RMSNorm in place (Qwen3's q and k norms): in each of n_rows rows (row_stride floats
+// apart), the first n_q_heads heads of head_dim values by q_weight [head_dim], the next n_k_heads
+// by k_weight [head_dim].
+void head_rms_norm(float* x, int64_t n_rows, int64_t row_stride, int64_t n_q_heads, int64_t n_k_heads,
+                   int64_t head_dim, const float* q_weight, const float* k_weight, float eps, Stream stream = nullptr);
 // x[i] += y[i]
 void add(float* x, const float* y, int64_t n, Stream stream = nullptr);
 // x[t][i] += bias[i]
 void add_bias(float* x, const float* bias, int64_t n_rows, int64_t n, Stream stream = nullptr);
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul(float* gate, const float* up, int64_t n, Stream stream = nullptr);
+// gate[i] = gelu_tanh(gate[i]) * up[i] (Gemma's gate: the tanh approximation of GELU)
+void gelu_tanh_mul(float* gate, const float* up, int64_t n, Stream stream = nullptr);
+// x[i] *= s
+void scale(float* x, float s, int64_t n, Stream stream = nullptr);
 // Rotary embedding in place, as slm::cpu::rope: n_rows rows of n_heads heads of head_dim values,
 // row t at positions[t] (device int32); inv_freq: device f32 [rope_dim / 2]. interleaved rotates the
 // pairs (2i, 2i+1), neox the pairs (i, i + rope_dim / 2). Angles in double precision.
@@ -195,16 +204,19 @@ void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DTyp
 
 // The q/k/v rows of a step in place: n_rows rows of [q heads | k heads | v heads] (head_dim values
 // each), row t at position first_position + t (+ *position when `position`, a device int32, is not
-// null): adds `bias` (optional, [q_dim + 2 kv_dim]), rotates q and k heads as rope() does, and writes
+// null): adds `bias` (optional, [q_dim + 2 kv_dim]), rotates q and k heads as rope() does (cos and sin
+// times cos_sin_scale: LongRoPE's attention factor), and writes
 // k and v of each row into that cache row (rows outside [0, capacity) are not written). One launch
 // for what bias, rope and store_kv do apart.
 void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
               int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
               bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
-              Stream stream = nullptr);
+              float cos_sin_scale = 1.0f, Stream stream = nullptr);
 
 // out[t][i] = silu(gate_up[t][i]) * gate_up[t][n + i]: rows of [gate | up] (2n values) to rows of n.
 void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream = nullptr);
+// The same with gelu_tanh for the gate.
+void gelu_tanh_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream = nullptr);
 
 // True when attention_rows handles heads of head_dim values (at most 128).
 bool attention_rows_supported(int64_t head_dim);

@@ -21,6 +21,9 @@ namespace {
 // (output [q | k | v]), gate and up (output [gate | up]); otherwise each has its own.
 struct Layer {
   DeviceBuffer attn_norm, ffn_norm, bias;  // bias: [q | k | v] (zeros where a projection has none), or empty
+  DeviceBuffer qk_norm;                    // [q norm | k norm] of head_dim each, or empty
+  DeviceBuffer post_attn_norm, post_ffn_norm;  // or empty
+  bool sliding = false;                    // uses the sliding window and the local RoPE frequencies
   std::vector<DeviceMatrix> qkv;           // one fused matrix, or wq, wk, wv
   std::vector<DeviceMatrix> gate_up;       // one fused matrix, or w_gate, w_up
   DeviceMatrix wo, w_down;
@@ -77,7 +80,7 @@ struct LlamaDecoder::State {
   DecoderConfig config;
   AttentionShape shape;
   DeviceMatrix token_embd, output;
-  DeviceBuffer output_norm, inv_freq;
+  DeviceBuffer output_norm, inv_freq, inv_freq_local;
   std::vector<Layer> layers;
   // activations
   DeviceBuffer x, h, qkv, attn, gate_up, logits, scratch, io;  // io: token, position, next token
@@ -162,6 +165,27 @@ struct LlamaDecoder::State {
       y += w.n_out;
     }
   }
+  // The attention shape and RoPE frequencies of a layer (a sliding layer's window and base).
+  AttentionShape layer_shape(const Layer& layer) const {
+    AttentionShape a = shape;
+    a.sliding_window = layer.sliding ? config.sliding_window : 0;
+    return a;
+  }
+  const float* layer_freq(const Layer& layer) const {
+    return layer.sliding && inv_freq_local.data() != nullptr ? inv_freq_local.as<float>() : inv_freq.as<float>();
+  }
+  // x (+)= out, n rows of dim: after the post-norm when the layer has one (out is normalized in place).
+  void residual(float* x, float* out, const DeviceBuffer& post_norm, int64_t n) {
+    rms_norm(out, post_norm.as<float>(), out, n, config.dim, config.norm_eps, stream);
+    add(x, out, n * config.dim, stream);
+  }
+  // Qwen3's per-head norms of q and k, in place in rows of [q | k | v] (nothing without them).
+  void qk_norms(const Layer& layer, float* rows, int64_t n, int64_t stride) {
+    if (layer.qk_norm.data() == nullptr) return;
+    const float* w = layer.qk_norm.as<float>();
+    head_rms_norm(rows, n, stride, config.n_heads, config.n_kv_heads, config.head_dim, w, w + config.head_dim,
+                  config.norm_eps, stream);
+  }
   // y = rms_norm(x) * weight [dim]; with `rounded`, also its 8-bit rounding (one kernel for both).
   const QuantizedVector* norm(const float* x, const float* weight, float* y, bool rounded) {
     if (!rounded) {
@@ -192,11 +216,23 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
          config.inv_freq.size());
   }
   s.shape = AttentionShape{config.n_heads, config.n_kv_heads, config.head_dim, config.sliding_window,
-                           1.0f / std::sqrt(float(config.head_dim))};
+                           config.attention_scale > 0.0f ? config.attention_scale
+                                                         : 1.0f / std::sqrt(float(config.head_dim))};
   s.token_embd = upload(weights.token_embd, config.vocab_size, config.dim, "token_embd");
   s.output = upload(weights.output, config.vocab_size, config.dim, "output");
   s.output_norm = upload_floats(weights.output_norm, config.dim, "output_norm");
   s.inv_freq = upload_floats(config.inv_freq.data(), int64_t(config.inv_freq.size()), "inv_freq");
+  if (!config.inv_freq_local.empty()) {
+    if (config.inv_freq_local.size() != config.inv_freq.size()) {
+      fail(ErrorKind::invalid_argument, "CUDA decoder: expected {} local inverse frequencies, found {}",
+           config.inv_freq.size(), config.inv_freq_local.size());
+    }
+    s.inv_freq_local = upload_floats(config.inv_freq_local.data(), int64_t(config.inv_freq_local.size()), "inv_freq_local");
+  }
+  if (!config.layer_sliding.empty() && int64_t(config.layer_sliding.size()) != config.n_layers) {
+    fail(ErrorKind::invalid_argument, "CUDA decoder: expected {} layer_sliding entries, found {}", config.n_layers,
+         config.layer_sliding.size());
+  }
   const size_t kv_bytes = size_t(config.max_positions * kv_dim) * (config.kv_type == DType::F16 ? 2 : 4);
   for (int64_t l = 0; l < config.n_layers; ++l) {
     const DecoderLayerWeights& w = weights.layers[size_t(l)];
@@ -204,12 +240,32 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
     Layer layer;
     layer.attn_norm = upload_floats(w.attn_norm, config.dim, "attn_norm");
     layer.ffn_norm = upload_floats(w.ffn_norm, config.dim, "ffn_norm");
+    if ((w.post_attn_norm == nullptr) != (w.post_ffn_norm == nullptr)) {
+      fail(ErrorKind::invalid_argument, "CUDA decoder: {}expected both post-norm weights or neither", name);
+    }
+    if (w.post_attn_norm != nullptr) {
+      layer.post_attn_norm = upload_floats(w.post_attn_norm, config.dim, "post_attn_norm");
+      layer.post_ffn_norm = upload_floats(w.post_ffn_norm, config.dim, "post_ffn_norm");
+    }
+    layer.sliding = config.sliding_window > 0 && (config.layer_sliding.empty() || config.layer_sliding[size_t(l)] != 0);
     if (w.bq != nullptr || w.bk != nullptr || w.bv != nullptr) {
       std::vector<float> bias(size_t(q_dim + 2 * kv_dim), 0.0f);
       if (w.bq != nullptr) std::copy(w.bq, w.bq + q_dim, bias.begin());
       if (w.bk != nullptr) std::copy(w.bk, w.bk + kv_dim, bias.begin() + q_dim);
       if (w.bv != nullptr) std::copy(w.bv, w.bv + kv_dim, bias.begin() + q_dim + kv_dim);
       layer.bias = upload_floats(bias.data(), int64_t(bias.size()), "q/k/v biases");
+    }
+    if ((w.q_norm == nullptr) != (w.k_norm == nullptr)) {
+      fail(ErrorKind::invalid_argument, "CUDA decoder: {}expected both q and k norm weights or neither", name);
+    }
+    if (w.q_norm != nullptr) {
+      // The norms act on the projections as they come out; a bias before them is not supported.
+      if (layer.bias.data() != nullptr) {
+        fail(ErrorKind::unsupported, "CUDA decoder: {}has q/k/v biases and q/k norms", name);
+      }
+      std::vector<float> norms(w.q_norm, w.q_norm + config.head_dim);
+      norms.insert(norms.end(), w.k_norm, w.k_norm + config.head_dim);
+      layer.qk_norm = upload_floats(norms.data(), int64_t(norms.size()), "q/k norms");
     }
     layer.qkv = upload_stacked({w.wq, w.wk, w.wv}, {q_dim, kv_dim, kv_dim}, config.dim, name + "wq/wk/wv");
     layer.wo = upload(w.wo, config.dim, q_dim, name + "wo");
@@ -257,24 +313,36 @@ void LlamaDecoder::State::enqueue() {
   float* q = qkv.as<float>();
   float* gate = gate_up.as<float>();
   float* up = gate + c.ffn_dim;
-  const float* freq = inv_freq.as<float>();
   embedding(token_embd, token, 1, xp, stream);                                      // x [dim]
+  if (c.embedding_scale > 0.0f) scale(xp, c.embedding_scale, c.dim, stream);
   for (Layer& layer : layers) {
+    const bool post = layer.post_attn_norm.data() != nullptr;
     normed_products(layer.qkv, xp, layer.attn_norm.as<float>(), q);                 // [q | k | v] of rms_norm(x)
-    qkv_rows(q, layer.bias.as<float>(), 1, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, pos, 0, freq,
+    qk_norms(layer, q, 1, q_dim + 2 * kv_dim);
+    qkv_rows(q, layer.bias.as<float>(), 1, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, pos, 0, layer_freq(layer),
              c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, c.max_positions,
-             stream);  // bias, RoPE of q and k, k and v into the cache
-    attention_decode(q, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos, c.max_positions, shape,
-                     scratch.as<float>(), attn.as<float>(), stream);                // attn [q_dim]
-    product(layer.wo, attn.as<float>(), quantized(attn.as<float>(), q_dim, int8({layer.wo}, q_dim)), xp,
-            true);                                                                   // x += wo attn
-    normed_products(layer.gate_up, xp, layer.ffn_norm.as<float>(), gate);           // [gate | up] of rms_norm(x)
-    if (int8({layer.w_down}, c.ffn_dim)) {                                           // silu(gate) * up, rounded
-      hq.quantize_silu_mul(gate, up, c.ffn_dim, stream);
-      product(layer.w_down, gate, &hq, xp, true);                                    // x += w_down mlp
+             c.rope_cos_sin_scale, stream);  // bias, RoPE of q and k, k and v into the cache
+    attention_decode(q, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, pos, c.max_positions,
+                     layer_shape(layer), scratch.as<float>(), attn.as<float>(), stream);  // attn [q_dim]
+    const QuantizedVector* attn_q = quantized(attn.as<float>(), q_dim, int8({layer.wo}, q_dim));
+    if (post) {  // h = wo attn, then x += post_norm(h)
+      product(layer.wo, attn.as<float>(), attn_q, hp);
+      residual(xp, hp, layer.post_attn_norm, 1);
     } else {
-      matvec_silu_mul(layer.w_down, gate, up, xp, stream, true);                    // the same, unrounded
+      product(layer.wo, attn.as<float>(), attn_q, xp, true);                         // x += wo attn
     }
+    normed_products(layer.gate_up, xp, layer.ffn_norm.as<float>(), gate);           // [gate | up] of rms_norm(x)
+    float* mlp_out = post ? hp : xp;
+    if (c.gelu) {                                                                    // gelu(gate) * up
+      gelu_tanh_mul(gate, up, c.ffn_dim, stream);
+      product(layer.w_down, gate, quantized(gate, c.ffn_dim, int8({layer.w_down}, c.ffn_dim)), mlp_out, !post);
+    } else if (int8({layer.w_down}, c.ffn_dim)) {                                    // silu(gate) * up, rounded
+      hq.quantize_silu_mul(gate, up, c.ffn_dim, stream);
+      product(layer.w_down, gate, &hq, mlp_out, !post);                              // x += w_down mlp
+    } else {
+      matvec_silu_mul(layer.w_down, gate, up, mlp_out, stream, !post);              // the same, unrounded
+    }
+    if (post) residual(xp, hp, layer.post_ffn_norm, 1);
   }
   const QuantizedVector* hq_out = norm(xp, output_norm.as<float>(), hp, int8({output}, c.dim));
   product(output, hp, hq_out, logits.as<float>());                                  // logits [vocab]
@@ -336,19 +404,36 @@ void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
   float* xp = px.as<float>();
   float* hp = ph.as<float>();
   embedding(token_embd, ptokens.as<int32_t>(), n, xp, stream);
+  if (c.embedding_scale > 0.0f) scale(xp, c.embedding_scale, n * c.dim, stream);
   for (Layer& layer : layers) {
+    const bool post = layer.post_attn_norm.data() != nullptr;
     rms_norm(xp, layer.attn_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
     row_products(layer.qkv, hp, n, pqkv.as<float>(), qkv_dim);
+    qk_norms(layer, pqkv.as<float>(), n, qkv_dim);
     qkv_rows(pqkv.as<float>(), layer.bias.as<float>(), n, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, nullptr,
-             position, inv_freq.as<float>(), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type,
-             kv_dim, c.max_positions, stream);
+             position, layer_freq(layer), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type,
+             kv_dim, c.max_positions, c.rope_cos_sin_scale, stream);
     attention_rows(pqkv.as<float>(), qkv_dim, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, n,
-                   position, c.max_positions, shape, pattn.as<float>(), q_dim, stream);
-    blas->matmul(layer.wo, pattn.as<float>(), n, xp, stream, true);  // x += attn wo^T
+                   position, c.max_positions, layer_shape(layer), pattn.as<float>(), q_dim, stream);
+    if (post) {  // h = attn wo^T, then x += post_norm(h)
+      blas->matmul(layer.wo, pattn.as<float>(), n, hp, stream, false);
+      residual(xp, hp, layer.post_attn_norm, n);
+    } else {
+      blas->matmul(layer.wo, pattn.as<float>(), n, xp, stream, true);  // x += attn wo^T
+    }
     rms_norm(xp, layer.ffn_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
     row_products(layer.gate_up, hp, n, pgate_up.as<float>(), 2 * c.ffn_dim);
-    silu_mul_rows(pgate_up.as<float>(), n, c.ffn_dim, pmlp.as<float>(), stream);
-    blas->matmul(layer.w_down, pmlp.as<float>(), n, xp, stream, true);  // x += mlp w_down^T
+    if (c.gelu) {
+      gelu_tanh_mul_rows(pgate_up.as<float>(), n, c.ffn_dim, pmlp.as<float>(), stream);
+    } else {
+      silu_mul_rows(pgate_up.as<float>(), n, c.ffn_dim, pmlp.as<float>(), stream);
+    }
+    if (post) {
+      blas->matmul(layer.w_down, pmlp.as<float>(), n, hp, stream, false);
+      residual(xp, hp, layer.post_ffn_norm, n);
+    } else {
+      blas->matmul(layer.w_down, pmlp.as<float>(), n, xp, stream, true);  // x += mlp w_down^T
+    }
   }
   rms_norm(xp, output_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
 }

@@ -1,5 +1,6 @@
 // A prototype decode step for the Llama family on the GPU (Llama 3.x, SmolLM2, Qwen2/2.5 with q/k/v
-// biases, Mistral with a sliding window): every layer's weights and a KV cache on the device, one token
+// biases, Qwen3 with q/k norms, Mistral with a sliding window, Gemma 3 with post-norms, a GELU gate
+// and local and global layers): every layer's weights and a KV cache on the device, one token
 // per step, logits and the greedy token computed there; the step's kernels (whose shapes do not
 // depend on the position: token and position live in device memory) are captured once as a CUDA
 // graph and replayed. The engine can adopt it as its CUDA path; it
@@ -29,8 +30,12 @@ struct DecoderLayerWeights {
   const float* bq = nullptr;  // optional biases [q_dim], [kv_dim], [kv_dim]
   const float* bk = nullptr;
   const float* bv = nullptr;
+  const float* q_norm = nullptr;  // optional per-head RMSNorm weights [head_dim] of q and k (Qwen3), both or none
+  const float* k_norm = nullptr;
   const float* ffn_norm = nullptr;  // [dim]
   HostMatrix w_gate, w_up, w_down;
+  const float* post_attn_norm = nullptr;  // optional RMSNorms [dim] of the attention and MLP outputs before
+  const float* post_ffn_norm = nullptr;   // their residual adds (Gemma), both or none
 };
 
 struct DecoderWeights {
@@ -50,9 +55,15 @@ struct DecoderConfig {
   int64_t vocab_size = 0;
   int64_t max_positions = 0;  // KV cache rows
   int64_t sliding_window = 0;
+  std::vector<uint8_t> layer_sliding;  // per layer, 1: uses sliding_window; empty: every layer does
   float norm_eps = 1e-5f;
+  float attention_scale = 0.0f;  // 0: 1 / sqrt(head_dim)
   std::vector<float> inv_freq;  // rope_dim / 2 inverse frequencies, scaling applied
+  std::vector<float> inv_freq_local;  // the same for sliding layers (Gemma 3: another base); empty: inv_freq
+  float embedding_scale = 0.0f;  // token embeddings times this (Gemma: sqrt(dim)); 0: none
+  bool gelu = false;             // the MLP gate is gelu_tanh (Gemma) instead of silu
   bool rope_interleaved = false;
+  float rope_cos_sin_scale = 1.0f;  // LongRoPE's attention factor on cos and sin (1: none)
   DType kv_type = DType::F32;        // F32 or F16
   bool int8_activations = true;      // block-quantized matrices use the 8-bit activation kernels
   bool cuda_graph = true;            // capture the step's kernels once and replay them (one launch per token)

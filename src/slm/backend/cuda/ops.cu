@@ -76,6 +76,26 @@ __global__ void silu_mul_kernel(float* gate, const float* up, int64_t n) {
   }
 }
 
+__device__ __forceinline__ float gelu_tanh(float g) {
+  const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+}
+
+__global__ void gelu_tanh_mul_kernel(float* gate, const float* up, int64_t n) {
+  SLM_GRID_LOOP(k, n) gate[k] = gelu_tanh(gate[k]) * up[k];
+}
+
+__global__ void gelu_tanh_mul_rows_kernel(const float* gate_up, int64_t n_rows, int64_t n, float* out) {
+  SLM_GRID_LOOP(k, n_rows * n) {
+    const int64_t t = k / n, i = k - t * n;
+    out[k] = gelu_tanh(gate_up[t * 2 * n + i]) * gate_up[t * 2 * n + n + i];
+  }
+}
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+  SLM_GRID_LOOP(k, n) x[k] *= s;
+}
+
 __global__ void rope_kernel(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t half,
                             const int32_t* positions, const float* inv_freq, bool interleaved) {
   SLM_GRID_LOOP(k, n_rows * n_heads * half) {
@@ -128,7 +148,8 @@ __global__ void store_kv_kernel(const float* k, const float* v, T* k_cache, T* v
 template <typename T>
 __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, int n_heads, int n_kv_heads, int hd,
                                 int half, const int32_t* position, int64_t first, const float* inv_freq,
-                                bool interleaved, T* k_cache, T* v_cache, int64_t kv_stride, int64_t capacity) {
+                                bool interleaved, T* k_cache, T* v_cache, int64_t kv_stride, int64_t capacity,
+                                float cos_sin_scale) {
   const int heads = n_heads + 2 * n_kv_heads, pairs = hd / 2;
   const int64_t per_row = int64_t(heads) * pairs;
   SLM_GRID_LOOP(k, n_rows * per_row) {
@@ -152,7 +173,7 @@ __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, i
     if (rotate) {
       double sin_v, cos_v;
       sincos(double(pos) * double(inv_freq[i]), &sin_v, &cos_v);
-      const float c = float(cos_v), s = float(sin_v);
+      const float c = float(cos_v) * cos_sin_scale, s = float(sin_v) * cos_sin_scale;
       const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
       x0 = r0;
       x1 = r1;
@@ -164,6 +185,24 @@ __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, i
       cache[a] = from_float<T>(x0);
       cache[b] = from_float<T>(x1);
     }
+  }
+}
+
+// One warp per (row, head) of the first n_norm heads of each row (row_stride floats apart): the
+// head's RMSNorm over head_dim, with q_weight for the first n_q heads and k_weight for the rest.
+__global__ void head_rms_norm_kernel(float* x, int64_t n_rows, int64_t row_stride, int n_q, int n_norm, int hd,
+                                     const float* q_weight, const float* k_weight, float eps) {
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t k = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5); k < n_rows * n_norm; k += warps) {
+    const int64_t t = k / n_norm;
+    const int head = int(k - t * n_norm);
+    float* v = x + t * row_stride + int64_t(head) * hd;
+    const float* w = head < n_q ? q_weight : k_weight;
+    float sum = 0.0f;
+    for (int i = lane; i < hd; i += 32) sum = fmaf(v[i], v[i], sum);
+    const float inv = rsqrtf(warp_sum(sum) / float(hd) + eps);
+    for (int i = lane; i < hd; i += 32) v[i] = v[i] * inv * w[i];
   }
 }
 
@@ -515,6 +554,20 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int
   detail::check_launch("rms_norm");
 }
 
+void head_rms_norm(float* x, int64_t n_rows, int64_t row_stride, int64_t n_q_heads, int64_t n_k_heads,
+                   int64_t head_dim, const float* q_weight, const float* k_weight, float eps, Stream stream) {
+  require(n_rows >= 0 && n_q_heads >= 0 && n_k_heads >= 0 && head_dim > 0, "head_rms_norm: expected non-negative counts");
+  require(row_stride >= (n_q_heads + n_k_heads) * head_dim, "head_rms_norm: row_stride shorter than the heads");
+  require(n_q_heads + n_k_heads <= 0x7fffffff / head_dim, "head_rms_norm: too many heads");
+  const int64_t total = n_rows * (n_q_heads + n_k_heads);
+  if (total == 0) return;
+  require(x != nullptr && (n_q_heads == 0 || q_weight != nullptr) && (n_k_heads == 0 || k_weight != nullptr),
+          "head_rms_norm: null pointer");
+  head_rms_norm_kernel<<<grid_for(total * 32), kThreads, 0, stream>>>(
+      x, n_rows, row_stride, int(n_q_heads), int(n_q_heads + n_k_heads), int(head_dim), q_weight, k_weight, eps);
+  detail::check_launch("head_rms_norm");
+}
+
 void add(float* x, const float* y, int64_t n, Stream stream) {
   if (n <= 0) return;
   require(x != nullptr && y != nullptr, "add: null pointer");
@@ -534,6 +587,27 @@ void silu_mul(float* gate, const float* up, int64_t n, Stream stream) {
   require(gate != nullptr && up != nullptr, "silu_mul: null pointer");
   silu_mul_kernel<<<grid_for(n), kThreads, 0, stream>>>(gate, up, n);
   detail::check_launch("silu_mul");
+}
+
+void gelu_tanh_mul(float* gate, const float* up, int64_t n, Stream stream) {
+  if (n <= 0) return;
+  require(gate != nullptr && up != nullptr, "gelu_tanh_mul: null pointer");
+  gelu_tanh_mul_kernel<<<grid_for(n), kThreads, 0, stream>>>(gate, up, n);
+  detail::check_launch("gelu_tanh_mul");
+}
+
+void gelu_tanh_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream) {
+  if (n_rows <= 0 || n <= 0) return;
+  require(gate_up != nullptr && out != nullptr, "gelu_tanh_mul_rows: null pointer");
+  gelu_tanh_mul_rows_kernel<<<grid_for(n_rows * n), kThreads, 0, stream>>>(gate_up, n_rows, n, out);
+  detail::check_launch("gelu_tanh_mul_rows");
+}
+
+void scale(float* x, float s, int64_t n, Stream stream) {
+  if (n <= 0) return;
+  require(x != nullptr, "scale: null pointer");
+  scale_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, s, n);
+  detail::check_launch("scale");
 }
 
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t rope_dim, const int32_t* positions,
@@ -568,7 +642,7 @@ void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DTyp
 void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
               int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
               bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
-              Stream stream) {
+              float cos_sin_scale, Stream stream) {
   require(kv_type == DType::F32 || kv_type == DType::F16, "qkv_rows: expected an f32 or f16 cache");
   require(head_dim > 0 && head_dim % 2 == 0, "qkv_rows: expected an even head_dim");
   require(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim, "qkv_rows: expected an even rope_dim <= head_dim");
@@ -580,11 +654,13 @@ void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, in
   if (kv_type == DType::F32) {
     qkv_rows_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
         qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
-        inv_freq, interleaved, static_cast<float*>(k_cache), static_cast<float*>(v_cache), kv_stride, capacity);
+        inv_freq, interleaved, static_cast<float*>(k_cache), static_cast<float*>(v_cache), kv_stride, capacity,
+        cos_sin_scale);
   } else {
     qkv_rows_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
         qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
-        inv_freq, interleaved, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache), kv_stride, capacity);
+        inv_freq, interleaved, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache), kv_stride, capacity,
+        cos_sin_scale);
   }
   detail::check_launch("qkv_rows");
 }
