@@ -2,7 +2,7 @@
 // aggregate rate (all streams' generated tokens over the wall time from the first submit to the
 // last token) is measured for each S. Median of N runs after a warm-up run.
 //
-//   batch_throughput MODEL.gguf [--streams 1,8,32] [--tokens 64] [--prompt 16] [--runs 3]
+//   batch_throughput MODEL.gguf [--streams 1,8,32] [--tokens 64] [--prompt 16] [--runs 3] [--device cpu|cuda]
 //
 // Run with OMP_NUM_THREADS set to the threads to use. Prompts are random token ids (one per
 // stream, different), so the prefix cache does not shorten the work.
@@ -28,6 +28,7 @@ struct Options {
   int64_t tokens = 64;
   int64_t prompt = 16;
   int runs = 3;
+  slm::Device device = slm::Device::cpu;
 };
 
 std::vector<int> split_ints(const std::string& s) {
@@ -53,11 +54,15 @@ Options parse(int argc, char** argv) {
       o.prompt = std::max<int64_t>(1, std::atoll(argv[++i]));
     } else if (arg == "--runs" && has_value) {
       o.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--device" && has_value) {
+      const std::string d = argv[++i];
+      if (d != "cpu" && d != "cuda") slm::fail(slm::ErrorKind::invalid_argument, "--device: expected cpu or cuda, found '{}'", d);
+      o.device = d == "cuda" ? slm::Device::cuda : slm::Device::cpu;
     } else if (!arg.empty() && arg[0] != '-' && o.model.empty()) {
       o.model = arg;
     } else {
       slm::fail(slm::ErrorKind::invalid_argument, "unknown argument '{}' (usage: batch_throughput MODEL "
-                "[--streams 1,8,32] [--tokens N] [--prompt N] [--runs N])", arg);
+                "[--streams 1,8,32] [--tokens N] [--prompt N] [--runs N] [--device cpu|cuda])", arg);
     }
   }
   if (o.model.empty()) slm::fail(slm::ErrorKind::invalid_argument, "expected a model path as the first argument");
@@ -112,8 +117,9 @@ int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     const auto model = slm::Model::load(o.model);
     const int max_streams = *std::max_element(o.streams.begin(), o.streams.end());
-    std::printf("model %s (%s), %lld prompt + %lld generated tokens per stream, median of %d runs\n",
-                o.model.c_str(), model->config().name.c_str(), (long long)o.prompt, (long long)o.tokens, o.runs);
+    std::printf("model %s (%s), %lld prompt + %lld generated tokens per stream, median of %d runs, %s\n",
+                o.model.c_str(), model->config().name.c_str(), (long long)o.prompt, (long long)o.tokens, o.runs,
+                o.device == slm::Device::cuda ? "cuda" : "cpu");
     std::printf("%8s %14s %14s %14s %12s %10s\n", "streams", "agg tok/s", "min tok/s", "max tok/s", "per stream",
                 "vs 1");
     double base = 0.0;
@@ -121,7 +127,8 @@ int main(int argc, char** argv) {
       slm::SchedulerOptions so;
       so.max_sequences = streams;
       so.n_ctx = o.prompt + o.tokens + 1;
-      so.max_batch_tokens = std::max<int64_t>(512, streams);
+      so.max_batch_tokens = o.device == slm::Device::cuda ? 512 : std::max<int64_t>(512, streams);
+      so.device = o.device;
       so.max_queue = std::max(64, max_streams);
       slm::Scheduler scheduler(model, so);
       run_once(scheduler, streams, o, 1);  // warm-up

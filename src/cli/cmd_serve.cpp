@@ -1,4 +1,4 @@
-// slm serve MODEL... [--host 127.0.0.1 --port 8080 --api-key KEY --ctx N --parallel N --max-queue N]
+// slm serve MODEL... [--host 127.0.0.1 --port 8080 --api-key KEY --ctx N --parallel N --max-queue N --device D]
 // An OpenAI-compatible HTTP server over one or more local models.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "slm/engine/cuda_session.hpp"
 #include "slm/engine/scheduler.hpp"
 #include "slm/router/router.hpp"
 #include "slm/server/engine_provider.hpp"
@@ -36,7 +37,21 @@ struct ServeArgs {
   std::string chat_template;
   std::string config;
   double request_timeout = 0.0;
+  std::string device = "auto";
 };
+
+// The engine settings of one served model (the same for models served directly and router tiers).
+SchedulerOptions scheduler_options(const ServeArgs& args, const Model& model) {
+  SchedulerOptions options;
+  options.n_ctx = args.ctx;
+  options.max_sequences = args.parallel;
+  options.max_queue = args.max_queue;
+  options.kv_tokens = args.kv_tokens;
+  options.device = choose_device(args.device, model, args.ctx);
+  // Batched serving on the GPU runs attention for heads of up to 128 values; auto falls back to the CPU.
+  if (options.device == Device::cuda && args.device == "auto" && model.config().head_dim > 128) options.device = Device::cpu;
+  return options;
+}
 
 void raise_file_limit() {
   rlimit limit{};
@@ -64,6 +79,9 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
   cmd->add_option("--chat-template", args->chat_template, "Jinja file to use instead of the models' own chat templates");
   cmd->add_option("--config", args->config, "Router configuration (YAML): tiers, policies, upstreams");
+  cmd->add_option("--device", args->device,
+                  "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
+      ->capture_default_str();
   cmd->add_option("--request-timeout", args->request_timeout,
                   "Seconds a request may take, queued and generating (0: no limit); requests may ask for less with 'timeout'")
       ->check(CLI::Range(0.0, 3.15e7));
@@ -90,14 +108,9 @@ Command add_serve(CLI::App& app) {
                 }
                 auto model = Model::load(path);
                 require_tokenizer(*model);
-                SchedulerOptions options;
-                options.n_ctx = args->ctx;
-                options.max_sequences = args->parallel;
-                options.max_queue = args->max_queue;
-                options.kv_tokens = args->kv_tokens;
                 server::LocalModel m;
                 m.id = path == path_or_name ? server::model_id_from_path(path) : path_or_name;
-                m.scheduler = std::make_shared<Scheduler>(model, options);
+                m.scheduler = std::make_shared<Scheduler>(model, scheduler_options(*args, *model));
                 m.request_timeout = args->request_timeout;
                 std::cerr << "slm serve: model '" << m.id << "' from " << path << "\n";
                 loaded->emplace_back(m.id, model);
@@ -131,11 +144,7 @@ Command add_serve(CLI::App& app) {
               }
               auto model = Model::load(path);
               require_tokenizer(*model);
-              SchedulerOptions options;
-              options.n_ctx = args->ctx;
-              options.max_sequences = args->parallel;
-              options.max_queue = args->max_queue;
-              options.kv_tokens = args->kv_tokens;
+              const SchedulerOptions options = scheduler_options(*args, *model);
               server::LocalModel m;
               m.id = !args->names.empty() ? args->names[i]
                      : path == args->models[i] ? server::model_id_from_path(path)
@@ -145,7 +154,7 @@ Command add_serve(CLI::App& app) {
               m.request_timeout = args->request_timeout;
               loaded->emplace_back(m.id, model);
               std::cerr << "slm serve: model '" << m.id << "' from " << path << " (context " << m.scheduler->options().n_ctx
-                        << ", " << args->parallel << " sequences)\n";
+                        << ", " << args->parallel << " sequences, " << device_name(options.device) << ")\n";
               models.push_back(std::move(m));
             }
             if (!provider && !models.empty()) provider = std::make_shared<server::EngineProvider>(std::move(models));

@@ -12,14 +12,13 @@
 #include <string>
 #include <string_view>
 
+#include "slm/engine/device.hpp"
 #include "slm/engine/generate.hpp"
 #include "slm/engine/sampler.hpp"
 #include "slm/format/dtype.hpp"
 #include "slm/model/model.hpp"
 
 namespace slm {
-
-enum class Device { cpu, cuda };
 
 // True when this build has the CUDA backend.
 bool cuda_built();

@@ -37,19 +37,29 @@ struct ForwardBatch {
   int64_t rows() const { return int64_t(tokens.size()); }
 };
 
-class Forward {
+// What the continuous-batching scheduler runs a step with: this CPU forward, or the GPU's
+// (cuda_forward.hpp), which keeps the keys and values in GPU memory under the same block ids.
+class BatchForward {
+ public:
+  virtual ~BatchForward() = default;
+  // Writes every row's keys and values into the cache and returns, for each row in batch.outputs,
+  // its logits (logits: [outputs][vocab_size]).
+  virtual void logits(const ForwardBatch& batch, KvCache& cache, float* logits) = 0;
+  // Same, returning the final-norm hidden states instead (hidden: [outputs][dim]).
+  virtual void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) = 0;
+  virtual int64_t max_rows() const = 0;
+};
+
+class Forward : public BatchForward {
  public:
   // max_rows: the most rows one batch may hold (scratch buffers are sized for it). n_ctx: the
   // context each sequence may reach (LongRoPE picks its factors by it; 0: the trained context).
   Forward(std::shared_ptr<const Model> model, int64_t max_rows, int64_t n_ctx = 0);
 
-  // Writes every row's keys and values into the cache and returns, for each row in batch.outputs,
-  // its logits (logits: [outputs][vocab_size]).
-  void logits(const ForwardBatch& batch, KvCache& cache, float* logits);
-  // Same, returning the final-norm hidden states instead (hidden: [outputs][dim]).
-  void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden);
+  void logits(const ForwardBatch& batch, KvCache& cache, float* logits) override;
+  void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) override;
 
-  int64_t max_rows() const { return max_rows_; }
+  int64_t max_rows() const override { return max_rows_; }
   const Model& model() const { return *model_; }
 
  private:

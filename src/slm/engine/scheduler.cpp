@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "slm/engine/batch_sequence.hpp"
+#include "slm/engine/cuda_forward.hpp"
 #include "slm/engine/forward.hpp"
 #include "slm/engine/kv_cache.hpp"
 #include "slm/util/error.hpp"
@@ -64,7 +65,9 @@ struct Scheduler::Impl {
         options(checked(model->config(), o)),
         vocab(model->config().vocab_size),
         cache(model->config(), (options.kv_tokens + options.block_size - 1) / options.block_size, options.block_size),
-        forward(model, options.max_batch_tokens, options.n_ctx) {
+        forward(options.device == Device::cuda
+                    ? make_cuda_forward(model, options.max_batch_tokens, options.n_ctx, cache, options.gpu_kv_type)
+                    : std::make_unique<Forward>(model, options.max_batch_tokens, options.n_ctx)) {
     stats.kv_blocks_total = cache.n_blocks();
     thread = std::thread([this] { run(); });
   }
@@ -85,7 +88,7 @@ struct Scheduler::Impl {
 
   // Scheduler thread only.
   KvCache cache;
-  Forward forward;
+  std::unique_ptr<BatchForward> forward;
   std::vector<std::unique_ptr<SchedulerSequence>> running;  // by id (arrival order)
   std::deque<std::unique_ptr<EmbedJob>> deferred_embeds;
   ForwardBatch batch;
@@ -398,7 +401,7 @@ bool Scheduler::Impl::step() {
   if (batch.rows() == 0) return embedded;
   logits.resize(batch.outputs.size() * size_t(vocab));
   try {
-    forward.logits(batch, cache, logits.data());
+    forward->logits(batch, cache, logits.data());
   } catch (const std::exception& e) {
     for (SchedulerSequence* seq : batch_seqs) end(*seq, FinishReason::error, e.what());
     remove_finished();
@@ -491,8 +494,8 @@ void Scheduler::Impl::embed_one(EmbedJob& job) {
   for (int64_t i = 0; i < (n + cache.block_size() - 1) / cache.block_size(); ++i) blocks.push_back(cache.allocate());
   std::vector<float> pooled(size_t(c.dim), 0.0f);
   try {
-    for (int64_t start = 0; start < n; start += forward.max_rows()) {
-      const int64_t count = std::min(forward.max_rows(), n - start);
+    for (int64_t start = 0; start < n; start += forward->max_rows()) {
+      const int64_t count = std::min(forward->max_rows(), n - start);
       batch.clear();
       for (int64_t t = 0; t < count; ++t) {
         batch.tokens.push_back(job.tokens[size_t(start + t)]);
@@ -507,7 +510,7 @@ void Scheduler::Impl::embed_one(EmbedJob& job) {
         batch.outputs.push_back(count - 1);
       }
       hidden.resize(batch.outputs.size() * size_t(c.dim));
-      forward.hidden(batch, cache, hidden.data());  // hidden[outputs][dim]
+      forward->hidden(batch, cache, hidden.data());  // hidden[outputs][dim]
       for (size_t r = 0; r < batch.outputs.size(); ++r) {
         for (int64_t d = 0; d < c.dim; ++d) pooled[size_t(d)] += hidden[r * size_t(c.dim) + size_t(d)];
       }

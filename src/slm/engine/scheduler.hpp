@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "slm/engine/constraint.hpp"
+#include "slm/engine/device.hpp"
 #include "slm/engine/sampler.hpp"
+#include "slm/format/dtype.hpp"
 #include "slm/model/model.hpp"
 
 namespace slm {
@@ -72,6 +74,8 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 256;     // prompt tokens one sequence may add per step
   int64_t max_batch_tokens = 512;  // tokens in one forward
   int32_t max_queue = 64;          // waiting requests beyond which submit throws out_of_range
+  Device device = Device::cpu;     // cuda: weights and keys/values in GPU memory (cuda_forward.hpp)
+  DType gpu_kv_type = DType::F16;  // the GPU cache's element type: F16 or F32
 };
 
 struct SchedulerStats {

@@ -4,8 +4,10 @@
 // scores never reach device memory. f32 arithmetic on CUDA cores.
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
+#include <vector>
 
 #include "slm/backend/cuda/cuda.hpp"
 #include "slm/backend/cuda/internal.hpp"
@@ -48,12 +50,17 @@ size_t shared_bytes(int64_t hd) {
 
 // Thread (row r = tid / 8, lane g = tid % 8) computes the scores of its row against keys g, g + 8, ...
 // of a tile and owns the output dimensions g, g + 8, ... of its row. Padded strides keep the
-// shared-memory reads free of bank conflicts.
+// shared-memory reads free of bank conflicts. A block takes up to 32 consecutive rows of one
+// sequence: without a work list, rows blockIdx.y * 32 ... of the one sequence at positions p0 + t
+// over cache rows equal to positions; with one, work[blockIdx.y] names the rows, their first position
+// and the sequence's block table (position p in cache row table[p / block_size] * block_size +
+// p % block_size).
 template <typename T, int kAcc>
 __global__ void __launch_bounds__(kThreads) attention_rows_kernel(const float* q, int64_t q_stride, const T* k_cache,
                                                                   const T* v_cache, int64_t kv_stride, int64_t n_rows,
                                                                   int64_t p0, AttentionShape shape, float* out,
-                                                                  int64_t out_stride) {
+                                                                  int64_t out_stride, const AttentionWork* work,
+                                                                  const int32_t* tables, int64_t block_size) {
   extern __shared__ float smem[];
   const int hd = int(shape.head_dim);
   const int padded = hd + 1;
@@ -62,19 +69,29 @@ __global__ void __launch_bounds__(kThreads) attention_rows_kernel(const float* q
   float* v_tile = k_tile + kKeysPerTile * padded;        // [keys][hd]
   float* p_tile = v_tile + kKeysPerTile * hd;            // [rows][keys + 1]
   const int64_t head = blockIdx.x;
-  const int64_t t0 = int64_t(blockIdx.y) * kRowsPerBlock;
+  int64_t row0, rows_here, pos0;
+  const int32_t* table = nullptr;
+  if (work != nullptr) {
+    const AttentionWork w = work[blockIdx.y];
+    row0 = w.row0;
+    rows_here = w.n_rows;
+    pos0 = w.position;
+    table = tables + w.table;
+  } else {
+    row0 = int64_t(blockIdx.y) * kRowsPerBlock;
+    rows_here = min(int64_t(kRowsPerBlock), n_rows - row0);
+    pos0 = p0 + row0;
+  }
   const int64_t kv_col = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
   const int tid = int(threadIdx.x), r = tid >> 3, g = tid & 7;
-  const int64_t t = t0 + r;
-  const int64_t rows_here = min(int64_t(kRowsPerBlock), n_rows - t0);
-  const int64_t qpos = p0 + min(t, n_rows - 1);
+  const int64_t qpos = pos0 + min(int64_t(r), rows_here - 1);
   for (int i = tid; i < kRowsPerBlock * hd; i += kThreads) {
     const int rr = i / hd, d = i - rr * hd;
-    const int64_t row = min(t0 + rr, n_rows - 1);
+    const int64_t row = row0 + min(int64_t(rr), rows_here - 1);
     q_tile[rr * padded + d] = q[row * q_stride + head * hd + d] * shape.scale;
   }
-  const int64_t last_key = p0 + t0 + rows_here - 1;  // the block's latest query position
-  const int64_t first_key = shape.sliding_window > 0 ? max(int64_t(0), p0 + t0 - shape.sliding_window + 1) : 0;
+  const int64_t last_key = pos0 + rows_here - 1;  // the block's latest query position
+  const int64_t first_key = shape.sliding_window > 0 ? max(int64_t(0), pos0 - shape.sliding_window + 1) : 0;
   float m = -INFINITY, l = 0.0f;
   float acc[kAcc];  // head_dim <= 8 * kAcc
 #pragma unroll
@@ -86,7 +103,9 @@ __global__ void __launch_bounds__(kThreads) attention_rows_kernel(const float* q
       const int kk = i / hd, d = i - kk * hd;
       float kv = 0.0f, vv = 0.0f;
       if (kk < n_keys) {
-        const int64_t offset = (k0 + kk) * kv_stride + kv_col + d;
+        const int64_t key = k0 + kk;
+        const int64_t cache_row = table != nullptr ? int64_t(table[key / block_size]) * block_size + key % block_size : key;
+        const int64_t offset = cache_row * kv_stride + kv_col + d;
         kv = load_float(k_cache + offset);
         vv = load_float(v_cache + offset);
       }
@@ -138,8 +157,9 @@ __global__ void __launch_bounds__(kThreads) attention_rows_kernel(const float* q
     }
     __syncwarp();
   }
-  if (t < n_rows) {
+  if (r < rows_here) {
     const float inv = 1.0f / l;
+    const int64_t t = row0 + r;
 #pragma unroll
     for (int i = 0; i < kAcc; ++i) {
       const int d = g + 8 * i;
@@ -152,31 +172,39 @@ void require(bool ok, const char* message) {
   if (!ok) detail::fail_argument(message);
 }
 
+// Where a launch's rows come from: one sequence over cache rows equal to positions, or a work list.
+struct Paging {
+  const AttentionWork* work = nullptr;
+  const int32_t* tables = nullptr;
+  int64_t block_size = 0;
+};
+
 template <typename T, int kAcc>
 void launch_rows_acc(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, int64_t kv_stride,
                      int64_t n_rows, int64_t p0, const AttentionShape& shape, float* out, int64_t out_stride,
-                     dim3 grid, size_t bytes, Stream stream) {
+                     dim3 grid, size_t bytes, const Paging& paging, Stream stream) {
   detail::check(cudaFuncSetAttribute(attention_rows_kernel<T, kAcc>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(bytes)),
                 "cudaFuncSetAttribute attention_rows");
   attention_rows_kernel<T, kAcc><<<grid, kThreads, bytes, stream>>>(q, q_stride, static_cast<const T*>(k_cache),
                                                                     static_cast<const T*>(v_cache), kv_stride, n_rows,
-                                                                    p0, shape, out, out_stride);
+                                                                    p0, shape, out, out_stride, paging.work,
+                                                                    paging.tables, paging.block_size);
 }
 
 template <typename T>
 void launch_rows(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, int64_t kv_stride,
                  int64_t n_rows, int64_t p0, const AttentionShape& shape, float* out, int64_t out_stride, dim3 grid,
-                 size_t bytes, Stream stream) {
+                 size_t bytes, const Paging& paging, Stream stream) {
   if (shape.head_dim <= 32) {
     launch_rows_acc<T, 4>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
-                          stream);
+                          paging, stream);
   } else if (shape.head_dim <= 64) {
     launch_rows_acc<T, 8>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
-                          stream);
+                          paging, stream);
   } else {
     launch_rows_acc<T, 16>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
-                           stream);
+                           paging, stream);
   }
 }
 
@@ -184,9 +212,10 @@ void launch_rows(const float* q, int64_t q_stride, const void* k_cache, const vo
 
 bool attention_rows_supported(int64_t head_dim) { return head_dim > 0 && head_dim <= kMaxHeadDim; }
 
-void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
-                    int64_t kv_stride, int64_t n_rows, int64_t first_position, int64_t capacity,
-                    const AttentionShape& shape, float* out, int64_t out_stride, Stream stream) {
+namespace {
+
+void check_rows_call(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+                     int64_t kv_stride, const AttentionShape& shape, const float* out, int64_t out_stride) {
   require(kv_type == DType::F32 || kv_type == DType::F16, "attention_rows: expected an f32 or f16 cache");
   require(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
           "attention_rows: expected n_heads a positive multiple of n_kv_heads");
@@ -194,22 +223,63 @@ void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const
   require(kv_stride >= shape.n_kv_heads * shape.head_dim, "attention_rows: kv_stride shorter than a cache row");
   require(q_stride >= shape.n_heads * shape.head_dim && out_stride >= shape.n_heads * shape.head_dim,
           "attention_rows: q or out rows shorter than n_heads * head_dim");
+  require(q != nullptr && k_cache != nullptr && v_cache != nullptr && out != nullptr, "attention_rows: null pointer");
+}
+
+void launch(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+            int64_t kv_stride, int64_t n_rows, int64_t first_position, const AttentionShape& shape, float* out,
+            int64_t out_stride, int64_t n_blocks, const Paging& paging, Stream stream) {
+  require(n_blocks <= 65535 && shape.n_heads <= 65535, "attention_rows: too many rows or heads for one launch");
+  const size_t bytes = shared_bytes(shape.head_dim);
+  const dim3 grid(unsigned(shape.n_heads), unsigned(n_blocks));
+  if (kv_type == DType::F32) {
+    launch_rows<float>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, first_position, shape, out, out_stride, grid,
+                       bytes, paging, stream);
+  } else {
+    launch_rows<__half>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, first_position, shape, out, out_stride, grid,
+                        bytes, paging, stream);
+  }
+  detail::check_launch("attention_rows");
+}
+
+}  // namespace
+
+void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+                    int64_t kv_stride, int64_t n_rows, int64_t first_position, int64_t capacity,
+                    const AttentionShape& shape, float* out, int64_t out_stride, Stream stream) {
   require(first_position >= 0 && n_rows >= 0 && first_position + n_rows <= capacity,
           "attention_rows: expected the rows' positions within the cache");
   if (n_rows == 0) return;
-  require(q != nullptr && k_cache != nullptr && v_cache != nullptr && out != nullptr, "attention_rows: null pointer");
-  const int64_t blocks = (n_rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  require(blocks <= 65535 && shape.n_heads <= 65535, "attention_rows: too many rows or heads for one launch");
-  const size_t bytes = shared_bytes(shape.head_dim);
-  const dim3 grid(unsigned(shape.n_heads), unsigned(blocks));
-  if (kv_type == DType::F32) {
-    launch_rows<float>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, first_position, shape, out, out_stride, grid,
-                       bytes, stream);
-  } else {
-    launch_rows<__half>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, first_position, shape, out, out_stride, grid,
-                        bytes, stream);
+  check_rows_call(q, q_stride, k_cache, v_cache, kv_type, kv_stride, shape, out, out_stride);
+  launch(q, q_stride, k_cache, v_cache, kv_type, kv_stride, n_rows, first_position, shape, out, out_stride,
+         (n_rows + kRowsPerBlock - 1) / kRowsPerBlock, Paging{}, stream);
+}
+
+std::vector<AttentionWork> attention_work(const std::vector<AttentionSpan>& spans) {
+  std::vector<AttentionWork> work;
+  for (const AttentionSpan& s : spans) {
+    if (s.n_rows < 0 || s.row0 < 0 || s.position < 0 || s.table < 0 || s.row0 + s.n_rows > 0x7fffffff ||
+        s.position + s.n_rows > 0x7fffffff) {
+      detail::fail_argument("attention_work: expected non-negative rows, positions and table offsets below 2^31");
+    }
+    for (int64_t t = 0; t < s.n_rows; t += kRowsPerBlock) {
+      const int64_t n = std::min<int64_t>(kRowsPerBlock, s.n_rows - t);
+      work.push_back({int32_t(s.row0 + t), int32_t(n), int32_t(s.position + t), int32_t(s.table)});
+    }
   }
-  detail::check_launch("attention_rows");
+  return work;
+}
+
+void attention_rows_paged(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+                          int64_t kv_stride, const AttentionWork* work, int64_t n_work, const int32_t* tables,
+                          int64_t block_size, const AttentionShape& shape, float* out, int64_t out_stride,
+                          Stream stream) {
+  require(n_work >= 0 && block_size > 0, "attention_rows_paged: expected n_work >= 0 and block_size > 0");
+  if (n_work == 0) return;
+  check_rows_call(q, q_stride, k_cache, v_cache, kv_type, kv_stride, shape, out, out_stride);
+  require(work != nullptr && tables != nullptr, "attention_rows_paged: null work list or block tables");
+  launch(q, q_stride, k_cache, v_cache, kv_type, kv_stride, 0, 0, shape, out, out_stride, n_work,
+         Paging{work, tables, block_size}, stream);
 }
 
 }  // namespace slm::cuda

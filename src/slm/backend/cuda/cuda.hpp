@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "slm/format/dtype.hpp"
 
@@ -212,6 +213,12 @@ void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, in
               int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
               bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
               float cos_sin_scale = 1.0f, Stream stream = nullptr);
+// The same for rows of several sequences: row t at positions[t], its keys and values into cache row
+// cache_rows[t] (both device int32 [n_rows]; rows outside [0, capacity) are not written).
+void qkv_rows_paged(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads,
+                    int64_t head_dim, int64_t rope_dim, const int32_t* positions, const int32_t* cache_rows,
+                    const float* inv_freq, bool interleaved, void* k_cache, void* v_cache, DType kv_type,
+                    int64_t kv_stride, int64_t capacity, float cos_sin_scale, Stream stream = nullptr);
 
 // out[t][i] = silu(gate_up[t][i]) * gate_up[t][n + i]: rows of [gate | up] (2n values) to rows of n.
 void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream = nullptr);
@@ -228,6 +235,30 @@ bool attention_rows_supported(int64_t head_dim);
 void attention_rows(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
                     int64_t kv_stride, int64_t n_rows, int64_t first_position, int64_t capacity,
                     const AttentionShape& shape, float* out, int64_t out_stride, Stream stream = nullptr);
+
+// Paged attention for a batch of several sequences. A span: n_rows consecutive query rows from row0,
+// at positions position .. position + n_rows - 1 of one sequence whose block table starts at
+// tables[table] (position p of the sequence is cache row tables[table + p / block_size] * block_size
+// + p % block_size). attention_work cuts spans into the kernel's work items (32 rows each; the host
+// list goes to the device as it is); attention_rows_paged runs them all in one launch. The tables
+// must cover every position up to each span's last.
+struct AttentionSpan {
+  int64_t row0 = 0;
+  int64_t n_rows = 0;
+  int64_t position = 0;
+  int64_t table = 0;
+};
+struct AttentionWork {
+  int32_t row0;
+  int32_t n_rows;
+  int32_t position;
+  int32_t table;
+};
+std::vector<AttentionWork> attention_work(const std::vector<AttentionSpan>& spans);
+void attention_rows_paged(const float* q, int64_t q_stride, const void* k_cache, const void* v_cache, DType kv_type,
+                          int64_t kv_stride, const AttentionWork* work, int64_t n_work, const int32_t* tables,
+                          int64_t block_size, const AttentionShape& shape, float* out, int64_t out_stride,
+                          Stream stream = nullptr);
 
 // Scratch floats attention_decode needs for caches of `capacity` rows; the scratch must be zeroed
 // once before its first use (each call leaves its counters zeroed again).

@@ -103,9 +103,23 @@ struct LlamaDecoder::State {
     if (stream != nullptr) cudaStreamDestroy(stream);
     if (host_io != nullptr) cudaFreeHost(host_io);
     if (host_logits != nullptr) cudaFreeHost(host_logits);
+    if (host_stage != nullptr) cudaFreeHost(host_stage);
   }
+  // Paged batches: the host staging (pinned) and its device copy: tokens, positions and cache rows
+  // of the rows, the sequences' block tables, the attention work items.
+  int32_t* host_stage = nullptr;
+  size_t stage_ints = 0;
+  DeviceBuffer stage;
+
   void enqueue();  // the step's kernels on `stream`
-  void prefill_chunk(int64_t n, int64_t position);  // rows [0, n) of ptokens; the final norm into ph
+  void ensure_rows();  // the row buffers of prompt chunks and batches (first use)
+  void ensure_stage(size_t ints);
+  // The layers over rows [0, n) of ptokens, the final norm into ph. `attend` puts a layer's keys and
+  // values into the cache and its attention output into pattn, from the rows of [q | k | v] in pqkv.
+  void rows_forward(int64_t n, const std::function<void(Layer&, float* qkv_rows)>& attend);
+  void prefill_chunk(int64_t n, int64_t position);
+  // out: rows `outputs` of ph (n_out of them, ascending) as logits [n_out][vocab] or hidden [n_out][dim], on the host.
+  void gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden);
 
   // y rows (y_stride apart) = x rows times the stacked matrices (consecutive column ranges of y).
   void row_products(const std::vector<DeviceMatrix>& ws, const float* x, int64_t n, float* y, int64_t y_stride) {
@@ -233,7 +247,9 @@ LlamaDecoder::LlamaDecoder(const DecoderConfig& config, const DecoderWeights& we
     fail(ErrorKind::invalid_argument, "CUDA decoder: expected {} layer_sliding entries, found {}", config.n_layers,
          config.layer_sliding.size());
   }
-  const size_t kv_bytes = size_t(config.max_positions * kv_dim) * (config.kv_type == DType::F16 ? 2 : 4);
+  if (config.kv_rows < 0) fail(ErrorKind::invalid_argument, "CUDA decoder: expected kv_rows >= 0, found {}", config.kv_rows);
+  const int64_t cache_rows = config.kv_rows > 0 ? config.kv_rows : config.max_positions;
+  const size_t kv_bytes = size_t(cache_rows * kv_dim) * (config.kv_type == DType::F16 ? 2 : 4);
   for (int64_t l = 0; l < config.n_layers; ++l) {
     const DecoderLayerWeights& w = weights.layers[size_t(l)];
     const std::string name = "layer " + std::to_string(l) + " ";
@@ -352,6 +368,7 @@ void LlamaDecoder::State::enqueue() {
 int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
   State& s = *state_;
   const DecoderConfig& c = s.config;
+  if (c.kv_rows > 0) fail(ErrorKind::invalid_argument, "CUDA decoder: a paged cache runs forward_paged, not step");
   if (token < 0 || token >= c.vocab_size) {
     fail(ErrorKind::invalid_argument, "CUDA decoder: expected a token in [0, {}), found {}", c.vocab_size, token);
   }
@@ -396,11 +413,10 @@ int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
 
 bool LlamaDecoder::prefill_supported() const { return attention_rows_supported(state_->config.head_dim); }
 
-void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
+void LlamaDecoder::State::rows_forward(int64_t n, const std::function<void(Layer&, float*)>& attend) {
   const DecoderConfig& c = config;
   const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   const int64_t qkv_dim = q_dim + 2 * kv_dim;
-  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
   float* xp = px.as<float>();
   float* hp = ph.as<float>();
   embedding(token_embd, ptokens.as<int32_t>(), n, xp, stream);
@@ -410,11 +426,7 @@ void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
     rms_norm(xp, layer.attn_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
     row_products(layer.qkv, hp, n, pqkv.as<float>(), qkv_dim);
     qk_norms(layer, pqkv.as<float>(), n, qkv_dim);
-    qkv_rows(pqkv.as<float>(), layer.bias.as<float>(), n, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, nullptr,
-             position, layer_freq(layer), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type,
-             kv_dim, c.max_positions, c.rope_cos_sin_scale, stream);
-    attention_rows(pqkv.as<float>(), qkv_dim, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, n,
-                   position, c.max_positions, layer_shape(layer), pattn.as<float>(), q_dim, stream);
+    attend(layer, pqkv.as<float>());
     if (post) {  // h = attn wo^T, then x += post_norm(h)
       blas->matmul(layer.wo, pattn.as<float>(), n, hp, stream, false);
       residual(xp, hp, layer.post_attn_norm, n);
@@ -438,9 +450,175 @@ void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
   rms_norm(xp, output_norm.as<float>(), hp, n, c.dim, c.norm_eps, stream);
 }
 
+void LlamaDecoder::State::prefill_chunk(int64_t n, int64_t position) {
+  const DecoderConfig& c = config;
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
+  rows_forward(n, [&](Layer& layer, float* rows) {
+    qkv_rows(rows, layer.bias.as<float>(), n, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, nullptr, position,
+             layer_freq(layer), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim,
+             c.max_positions, c.rope_cos_sin_scale, stream);
+    attention_rows(rows, q_dim + 2 * kv_dim, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim, n,
+                   position, c.max_positions, layer_shape(layer), pattn.as<float>(), q_dim, stream);
+  });
+}
+
+void LlamaDecoder::State::ensure_rows() {
+  if (chunk != 0) return;
+  const DecoderConfig& c = config;
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  chunk = c.kv_rows > 0 ? kChunk : std::min(kChunk, c.max_positions);
+  const auto rows = [&](int64_t width) { return DeviceBuffer(size_t(chunk * width) * 4); };
+  px = rows(c.dim);
+  ph = rows(c.dim);
+  pqkv = rows(q_dim + 2 * kv_dim);
+  pattn = rows(q_dim);
+  pgate_up = rows(2 * c.ffn_dim);
+  pmlp = rows(c.ffn_dim);
+  ptokens = rows(1);
+  blas = std::make_unique<Blas>();
+}
+
+void LlamaDecoder::State::ensure_stage(size_t ints) {
+  if (ints <= stage_ints) return;
+  if (host_stage != nullptr) {
+    detail::check(cudaStreamSynchronize(stream), "stage");
+    cudaFreeHost(host_stage);
+    host_stage = nullptr;
+  }
+  const size_t n = std::max(ints, size_t(4096));
+  detail::check(cudaMallocHost(reinterpret_cast<void**>(&host_stage), n * sizeof(int32_t)), "cudaMallocHost stage");
+  stage = DeviceBuffer(n * sizeof(int32_t));
+  stage_ints = n;
+}
+
+void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden) {
+  const DecoderConfig& c = config;
+  const float* hp = ph.as<float>();
+  if (hidden) {
+    for (int64_t i = 0; i < n_out; ++i) {
+      detail::check(cudaMemcpyAsync(out + i * c.dim, hp + outputs[i] * c.dim, size_t(c.dim) * 4, cudaMemcpyDeviceToHost,
+                                    stream),
+                    "cudaMemcpyAsync hidden");
+    }
+    return;
+  }
+  if (plogits.data() == nullptr) plogits = DeviceBuffer(size_t(kLogitRows * c.vocab_size) * 4);
+  float* gathered = px.as<float>();  // x is not needed after the final norm
+  for (int64_t i = 0; i < n_out; ++i) {
+    detail::check(cudaMemcpyAsync(gathered + i * c.dim, hp + outputs[i] * c.dim, size_t(c.dim) * 4,
+                                  cudaMemcpyDeviceToDevice, stream),
+                  "cudaMemcpyAsync output row");
+  }
+  for (int64_t i0 = 0; i0 < n_out; i0 += kLogitRows) {
+    const int64_t r = std::min(kLogitRows, n_out - i0);
+    blas->matmul(output, gathered + i0 * c.dim, r, plogits.as<float>(), stream);
+    detail::check(cudaMemcpyAsync(out + i0 * c.vocab_size, plogits.data(), size_t(r * c.vocab_size) * 4,
+                                  cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpyAsync logits");
+    // The next group reuses `gathered` and plogits: the copies above must be done first.
+    detail::check(cudaStreamSynchronize(stream), "logits");
+  }
+}
+
+int64_t LlamaDecoder::max_batch_rows() const { return State::kChunk; }
+
+void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidden) {
+  State& s = *state_;
+  const DecoderConfig& c = s.config;
+  const int64_t n = batch.n_rows;
+  if (c.kv_rows <= 0) fail(ErrorKind::invalid_argument, "CUDA decoder: forward_paged needs a paged cache (kv_rows)");
+  if (!prefill_supported()) fail(ErrorKind::unsupported, "CUDA batch: expected head_dim <= 128, found {}", c.head_dim);
+  if (n <= 0 || n > State::kChunk) {
+    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} rows, found {}", State::kChunk, n);
+  }
+  const int64_t bs = batch.block_size;
+  if (bs <= 0 || c.kv_rows % bs != 0) {
+    fail(ErrorKind::invalid_argument, "CUDA batch: expected a block size dividing the cache's {} rows, found {}",
+         c.kv_rows, bs);
+  }
+  const int64_t pool_blocks = c.kv_rows / bs;
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= c.vocab_size) {
+      fail(ErrorKind::invalid_argument, "CUDA batch: expected tokens in [0, {}), found {}", c.vocab_size, batch.tokens[i]);
+    }
+  }
+  // Staging: tokens [n] | positions [n] | cache rows [n] | tables | work items.
+  size_t table_ints = 0;
+  std::vector<AttentionSpan> spans;
+  int64_t next_row = 0;
+  for (int64_t i = 0; i < batch.n_sequences; ++i) {
+    const PagedSequence& q = batch.sequences[i];
+    if (q.row_begin != next_row || q.n_rows <= 0 || q.row_begin + q.n_rows > n) {
+      fail(ErrorKind::invalid_argument, "CUDA batch: expected sequences covering rows in order, found rows [{}, {})",
+           q.row_begin, q.row_begin + q.n_rows);
+    }
+    next_row = q.row_begin + q.n_rows;
+    const int64_t p0 = batch.positions[q.row_begin];
+    for (int64_t t = 0; t < q.n_rows; ++t) {
+      if (batch.positions[q.row_begin + t] != p0 + t) {
+        fail(ErrorKind::invalid_argument, "CUDA batch: expected consecutive positions within a sequence");
+      }
+    }
+    if (p0 < 0 || p0 + q.n_rows > c.max_positions || (p0 + q.n_rows + bs - 1) / bs > q.n_blocks) {
+      fail(ErrorKind::out_of_range, "CUDA batch: positions [{}, {}) pass the context {} or the sequence's {} blocks", p0,
+           p0 + q.n_rows, c.max_positions, q.n_blocks);
+    }
+    for (int64_t b = 0; b < q.n_blocks; ++b) {
+      if (q.blocks[b] < 0 || q.blocks[b] >= pool_blocks) {
+        fail(ErrorKind::out_of_range, "CUDA batch: block {} outside the pool of {}", q.blocks[b], pool_blocks);
+      }
+    }
+    spans.push_back({q.row_begin, q.n_rows, p0, int64_t(table_ints)});
+    table_ints += size_t(q.n_blocks);
+  }
+  if (next_row != n) fail(ErrorKind::invalid_argument, "CUDA batch: expected every row in a sequence");
+  for (int64_t i = 0; i < batch.n_outputs; ++i) {
+    if (batch.outputs[i] < 0 || batch.outputs[i] >= n || (i > 0 && batch.outputs[i] <= batch.outputs[i - 1])) {
+      fail(ErrorKind::invalid_argument, "CUDA batch: expected ascending output rows within the batch");
+    }
+  }
+  const std::vector<AttentionWork> work = attention_work(spans);
+  const size_t total = 3 * size_t(n) + table_ints + 4 * work.size();
+  s.ensure_rows();
+  s.ensure_stage(total);
+  int32_t* h = s.host_stage;
+  std::copy(batch.tokens, batch.tokens + n, h);
+  std::copy(batch.positions, batch.positions + n, h + n);
+  int32_t* tables = h + 3 * n;
+  for (int64_t i = 0; i < batch.n_sequences; ++i) {
+    const PagedSequence& q = batch.sequences[i];
+    std::copy(q.blocks, q.blocks + q.n_blocks, tables + spans[size_t(i)].table);
+    for (int64_t t = 0; t < q.n_rows; ++t) {
+      const int64_t p = batch.positions[q.row_begin + t];
+      h[2 * n + q.row_begin + t] = int32_t(int64_t(q.blocks[p / bs]) * bs + p % bs);
+    }
+  }
+  std::memcpy(tables + table_ints, work.data(), work.size() * sizeof(AttentionWork));
+  detail::check(cudaMemcpyAsync(s.stage.data(), h, total * sizeof(int32_t), cudaMemcpyHostToDevice, s.stream),
+                "cudaMemcpyAsync batch");
+  const int32_t* d = s.stage.as<int32_t>();
+  detail::check(cudaMemcpyAsync(s.ptokens.data(), d, size_t(n) * 4, cudaMemcpyDeviceToDevice, s.stream),
+                "cudaMemcpyAsync tokens");
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t rope_dim = int64_t(c.inv_freq.size()) * 2;
+  const auto* d_work = reinterpret_cast<const AttentionWork*>(d + 3 * n + table_ints);
+  s.rows_forward(n, [&](Layer& layer, float* rows) {
+    qkv_rows_paged(rows, layer.bias.as<float>(), n, c.n_heads, c.n_kv_heads, c.head_dim, rope_dim, d + n, d + 2 * n,
+                   s.layer_freq(layer), c.rope_interleaved, layer.k_cache.data(), layer.v_cache.data(), c.kv_type,
+                   kv_dim, c.kv_rows, c.rope_cos_sin_scale, s.stream);
+    attention_rows_paged(rows, q_dim + 2 * kv_dim, layer.k_cache.data(), layer.v_cache.data(), c.kv_type, kv_dim,
+                         d_work, int64_t(work.size()), d + 3 * n, bs, s.layer_shape(layer), s.pattn.as<float>(), q_dim,
+                         s.stream);
+  });
+  if (out != nullptr && batch.n_outputs > 0) s.gather_outputs(batch.outputs, batch.n_outputs, out, hidden);
+  detail::check(cudaStreamSynchronize(s.stream), "batch");
+}
+
 int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position, float* logits, bool all_logits) {
   State& s = *state_;
   const DecoderConfig& c = s.config;
+  if (c.kv_rows > 0) fail(ErrorKind::invalid_argument, "CUDA decoder: a paged cache runs forward_paged, not prefill");
   if (n <= 0 || tokens == nullptr) fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens, found none");
   if (!prefill_supported()) {
     fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 128, found {}", c.head_dim);
@@ -454,19 +632,7 @@ int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position
       fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens in [0, {}), found {}", c.vocab_size, tokens[i]);
     }
   }
-  if (s.chunk == 0) {
-    const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
-    s.chunk = std::min(State::kChunk, c.max_positions);
-    const auto rows = [&](int64_t width) { return DeviceBuffer(size_t(s.chunk * width) * 4); };
-    s.px = rows(c.dim);
-    s.ph = rows(c.dim);
-    s.pqkv = rows(q_dim + 2 * kv_dim);
-    s.pattn = rows(q_dim);
-    s.pgate_up = rows(2 * c.ffn_dim);
-    s.pmlp = rows(c.ffn_dim);
-    s.ptokens = rows(1);
-    s.blas = std::make_unique<Blas>();
-  }
+  s.ensure_rows();
   if (all_logits && logits != nullptr && s.plogits.data() == nullptr) {
     s.plogits = DeviceBuffer(size_t(State::kLogitRows * c.vocab_size) * 4);
   }

@@ -67,6 +67,30 @@ struct DecoderConfig {
   DType kv_type = DType::F32;        // F32 or F16
   bool int8_activations = true;      // block-quantized matrices use the 8-bit activation kernels
   bool cuda_graph = true;            // capture the step's kernels once and replay them (one launch per token)
+  // A paged cache of kv_rows rows shared by many sequences (forward_paged; step and prefill refuse
+  // it); 0: one sequence of max_positions rows. max_positions stays the most positions of a sequence.
+  int64_t kv_rows = 0;
+};
+
+// One sequence's rows in a paged batch: rows row_begin .. row_begin + n_rows - 1 at consecutive
+// positions; position p lives in cache row blocks[p / block_size] * block_size + p % block_size.
+struct PagedSequence {
+  int64_t row_begin = 0;
+  int64_t n_rows = 0;
+  const int32_t* blocks = nullptr;
+  int64_t n_blocks = 0;
+};
+
+// The rows of several sequences evaluated together (continuous batching), host arrays.
+struct PagedBatch {
+  const int32_t* tokens = nullptr;     // [n_rows]
+  const int32_t* positions = nullptr;  // [n_rows]
+  int64_t n_rows = 0;
+  const PagedSequence* sequences = nullptr;  // in row order, covering every row
+  int64_t n_sequences = 0;
+  const int64_t* outputs = nullptr;    // rows whose logits (or hidden states) are wanted, ascending
+  int64_t n_outputs = 0;
+  int64_t block_size = 0;
 };
 
 class LlamaDecoder {
@@ -90,6 +114,13 @@ class LlamaDecoder {
   // Returns the greedy token after the last one.
   int32_t prefill(const int32_t* tokens, int64_t n, int32_t position, float* logits = nullptr,
                   bool all_logits = false);
+
+  // A batch of rows from several sequences over the paged cache (config.kv_rows > 0; head_dim <= 128):
+  // every row's keys and values into its cache row, then for each output row its logits (out:
+  // [n_outputs][vocab_size], host) or, with `hidden`, its final-norm hidden state ([n_outputs][dim]).
+  // Projections are cuBLAS products over all rows; attention is one launch for all sequences.
+  void forward_paged(const PagedBatch& batch, float* out, bool hidden = false);
+  int64_t max_batch_rows() const;  // the most rows forward_paged takes at once
 
  private:
   struct State;

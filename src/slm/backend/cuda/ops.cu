@@ -149,14 +149,16 @@ template <typename T>
 __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, int n_heads, int n_kv_heads, int hd,
                                 int half, const int32_t* position, int64_t first, const float* inv_freq,
                                 bool interleaved, T* k_cache, T* v_cache, int64_t kv_stride, int64_t capacity,
-                                float cos_sin_scale) {
+                                float cos_sin_scale, const int32_t* row_positions, const int32_t* cache_rows) {
   const int heads = n_heads + 2 * n_kv_heads, pairs = hd / 2;
   const int64_t per_row = int64_t(heads) * pairs;
   SLM_GRID_LOOP(k, n_rows * per_row) {
     const int64_t t = k / per_row;
     const int rem = int(k - t * per_row);
     const int head = rem / pairs, i = rem - head * pairs;
-    const int64_t pos = (position != nullptr ? int64_t(*position) : 0) + first + t;
+    const int64_t pos = row_positions != nullptr ? int64_t(row_positions[t])
+                                                 : (position != nullptr ? int64_t(*position) : 0) + first + t;
+    const int64_t cache_row = cache_rows != nullptr ? int64_t(cache_rows[t]) : pos;
     float* v = qkv + t * int64_t(heads) * hd + int64_t(head) * hd;
     const bool is_v = head >= n_heads + n_kv_heads;
     const bool rotate = !is_v && i < half;
@@ -180,8 +182,8 @@ __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, i
     }
     v[a] = x0;
     v[b] = x1;
-    if (head >= n_heads && pos >= 0 && pos < capacity) {
-      T* cache = (is_v ? v_cache : k_cache) + pos * kv_stride + int64_t(head - n_heads - (is_v ? n_kv_heads : 0)) * hd;
+    if (head >= n_heads && cache_row >= 0 && cache_row < capacity) {
+      T* cache = (is_v ? v_cache : k_cache) + cache_row * kv_stride + int64_t(head - n_heads - (is_v ? n_kv_heads : 0)) * hd;
       cache[a] = from_float<T>(x0);
       cache[b] = from_float<T>(x1);
     }
@@ -639,10 +641,13 @@ void store_kv(const float* k, const float* v, void* k_cache, void* v_cache, DTyp
   detail::check_launch("store_kv");
 }
 
-void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-              int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
-              bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
-              float cos_sin_scale, Stream stream) {
+namespace {
+
+void launch_qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads,
+                     int64_t head_dim, int64_t rope_dim, const int32_t* position, int64_t first_position,
+                     const int32_t* row_positions, const int32_t* cache_rows, const float* inv_freq, bool interleaved,
+                     void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
+                     float cos_sin_scale, Stream stream) {
   require(kv_type == DType::F32 || kv_type == DType::F16, "qkv_rows: expected an f32 or f16 cache");
   require(head_dim > 0 && head_dim % 2 == 0, "qkv_rows: expected an even head_dim");
   require(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim, "qkv_rows: expected an even rope_dim <= head_dim");
@@ -655,14 +660,34 @@ void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, in
     qkv_rows_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
         qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
         inv_freq, interleaved, static_cast<float*>(k_cache), static_cast<float*>(v_cache), kv_stride, capacity,
-        cos_sin_scale);
+        cos_sin_scale, row_positions, cache_rows);
   } else {
     qkv_rows_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
         qkv, bias, n_rows, int(n_heads), int(n_kv_heads), int(head_dim), int(rope_dim / 2), position, first_position,
         inv_freq, interleaved, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache), kv_stride, capacity,
-        cos_sin_scale);
+        cos_sin_scale, row_positions, cache_rows);
   }
   detail::check_launch("qkv_rows");
+}
+
+}  // namespace
+
+void qkv_rows(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+              int64_t rope_dim, const int32_t* position, int64_t first_position, const float* inv_freq,
+              bool interleaved, void* k_cache, void* v_cache, DType kv_type, int64_t kv_stride, int64_t capacity,
+              float cos_sin_scale, Stream stream) {
+  launch_qkv_rows(qkv, bias, n_rows, n_heads, n_kv_heads, head_dim, rope_dim, position, first_position, nullptr,
+                  nullptr, inv_freq, interleaved, k_cache, v_cache, kv_type, kv_stride, capacity, cos_sin_scale,
+                  stream);
+}
+
+void qkv_rows_paged(float* qkv, const float* bias, int64_t n_rows, int64_t n_heads, int64_t n_kv_heads,
+                    int64_t head_dim, int64_t rope_dim, const int32_t* positions, const int32_t* cache_rows,
+                    const float* inv_freq, bool interleaved, void* k_cache, void* v_cache, DType kv_type,
+                    int64_t kv_stride, int64_t capacity, float cos_sin_scale, Stream stream) {
+  require(n_rows <= 0 || (positions != nullptr && cache_rows != nullptr), "qkv_rows_paged: null positions or cache rows");
+  launch_qkv_rows(qkv, bias, n_rows, n_heads, n_kv_heads, head_dim, rope_dim, nullptr, 0, positions, cache_rows,
+                  inv_freq, interleaved, k_cache, v_cache, kv_type, kv_stride, capacity, cos_sin_scale, stream);
 }
 
 void silu_mul_rows(const float* gate_up, int64_t n_rows, int64_t n, float* out, Stream stream) {
