@@ -32,6 +32,19 @@ ServerProcess& thinking_server() {
   return server;
 }
 
+// The demo model under a short Llama-3-style chat template (tools_llama3.mjs): Llama 3 tool calls.
+ServerProcess& llama3_server() {
+  static ServerProcess server({demo_model(), "--ctx", "512", "--parallel", "4", "--name", "demo", "--chat-template",
+                               (fs::path(SLM_SOURCE_DIR) / "tests" / "server" / "client" / "llama3_template.jinja").string()});
+  return server;
+}
+
+ServerProcess& server_for(const std::string& script) {
+  if (script == "reasoning.mjs") return thinking_server();
+  if (script == "tools_llama3.mjs") return llama3_server();
+  return client_server();
+}
+
 struct ScriptRun {
   int code = -1;
   std::string output;
@@ -40,7 +53,7 @@ struct ScriptRun {
 ScriptRun run_script(const std::string& name) {
   const fs::path script = fs::path(SLM_SOURCE_DIR) / "tests" / "server" / "client" / name;
   const std::string cmd = "SLM_OPENAI_DIR='" + openai_dir().string() + "' node '" + script.string() + "' " +
-                          (name == "reasoning.mjs" ? thinking_server() : client_server()).url() + " demo 2>&1";
+                          server_for(name).url() + " demo 2>&1";
   ScriptRun r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -72,7 +85,8 @@ TEST_P(OpenAIClient, ScriptPasses) {
 
 INSTANTIATE_TEST_SUITE_P(Scripts, OpenAIClient,
                          ::testing::Values("chat.mjs", "completions.mjs", "embeddings.mjs", "errors.mjs", "disconnect.mjs",
-                                           "json_schema.mjs", "tools.mjs", "reasoning.mjs"),
+                                           "json_schema.mjs", "tools.mjs", "reasoning.mjs",
+                                           "tools_llama3.mjs"),
                          [](const auto& info) {
                            std::string name = info.param.substr(0, info.param.find('.'));
                            return name;

@@ -172,3 +172,44 @@ TEST(ToolCallStream, OrdinaryTextStreamsExceptAPossibleMarkerStart) {
   EXPECT_EQ(end.content, "");
   EXPECT_TRUE(end.calls.empty());
 }
+
+TEST(ToolCalls, LlamaSeveralCallsAndBrokenSeparators) {
+  const std::string a = R"({"name": "get_weather", "parameters": {"city": "Paris; France", "unit": "celsius"}})";
+  const std::string b = R"({"name": "get_time", "parameters": {"tz": "{;}"}})";
+  const std::string c = R"({"name": "noop", "parameters": {}})";
+  auto three = parse_tool_calls(a + "; " + b + ";" + c);
+  ASSERT_EQ(three.calls.size(), 3u);
+  EXPECT_EQ(three.calls[0].name, "get_weather");
+  EXPECT_EQ(nlohmann::json::parse(three.calls[0].arguments)["city"], "Paris; France");
+  EXPECT_EQ(three.calls[1].name, "get_time");
+  EXPECT_EQ(nlohmann::json::parse(three.calls[1].arguments)["tz"], "{;}");
+  EXPECT_EQ(three.calls[2].name, "noop");
+  EXPECT_EQ(three.calls[2].arguments, "{}");
+  EXPECT_EQ(three.content, "");
+  EXPECT_NE(three.calls[0].id, three.calls[1].id);
+  // A trailing separator is tolerated; anything else between calls makes the text content.
+  EXPECT_EQ(parse_tool_calls(a + "; " + b + ";").calls.size(), 2u);
+  for (const std::string& broken : {a + ", " + b, a + "; x" + b, a + "; {\"name\": 1}", a + "; " + b.substr(0, 20)}) {
+    auto p = parse_tool_calls(broken);
+    EXPECT_TRUE(p.calls.empty()) << broken;
+    EXPECT_EQ(p.content, broken);
+  }
+}
+
+TEST(ToolCallStream, LlamaCallsAfterPythonTagOrAsTheWholeAnswer) {
+  const std::string calls = R"({"name": "f", "parameters": {"x": 1}}; {"name": "g", "parameters": {"y": "a}b"}})";
+  for (const std::string& text : {calls, "<|python_tag|>" + calls, "\n" + calls}) {
+    for (size_t step = 1; step <= 7; step += 3) {
+      ToolCallStream s;
+      std::string streamed;
+      for (size_t i = 0; i < text.size(); i += step) streamed += s.push(text.substr(i, step));
+      auto end = s.finish();
+      EXPECT_EQ(streamed, "") << text;
+      ASSERT_EQ(end.calls.size(), 2u) << text;
+      EXPECT_EQ(end.calls[0].name, "f");
+      EXPECT_EQ(end.calls[1].name, "g");
+      EXPECT_EQ(nlohmann::json::parse(end.calls[1].arguments)["y"], "a}b");
+      EXPECT_EQ(end.content, "");
+    }
+  }
+}

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "slm/model/model.hpp"
 #include "slm/server/output_parser.hpp"
 #include "slm/server/tool_constraint.hpp"
+#include "slm/tokenizer/chat_template.hpp"
 #include "slm/util/error.hpp"
 
 namespace fs = std::filesystem;
@@ -240,4 +242,183 @@ TEST(ToolConstraint, FormatFromTheTemplate) {
   EXPECT_EQ(tool_call_format("{{ '[TOOL_CALLS]' }}", tok), ToolCallFormat::mistral);
   EXPECT_EQ(tool_call_format("<|python_tag|>{{ x }}<|eot_id|>", tok), ToolCallFormat::llama3);
   EXPECT_EQ(tool_call_format("<|im_start|>", tok), ToolCallFormat::hermes);
+}
+
+namespace {
+
+// Feeds `tokens` to the constraint, each checked against the mask first; returns how many were
+// allowed and accepted before the first refused one.
+size_t feed(TokenConstraint& c, const Tokenizer& tok, const std::vector<int32_t>& tokens) {
+  std::vector<uint8_t> mask(tok.vocab_size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    c.allowed_tokens(mask);
+    if (mask[size_t(tokens[i])] == 0) return i;
+    c.accept(tokens[i]);
+  }
+  return tokens.size();
+}
+
+bool eog_allowed(TokenConstraint& c, const Tokenizer& tok) {
+  std::vector<uint8_t> mask(tok.vocab_size());
+  c.allowed_tokens(mask);
+  for (int32_t id : tok.data().eog_ids) {
+    if (id >= 0 && size_t(id) < mask.size() && mask[size_t(id)] != 0) return true;
+  }
+  return false;
+}
+
+std::vector<int32_t> concat(std::initializer_list<std::vector<int32_t>> parts) {
+  std::vector<int32_t> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+constexpr const char* llama_call_1 = R"({"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}})";
+constexpr const char* llama_call_2 = R"({"name": "add_item", "parameters": {"item": {"sku": "ABC12", "qty": 3}}})";
+
+}  // namespace
+
+TEST(ToolConstraint, Llama3AcceptsTwoCallsSeparatedBySemicolon) {
+  const Tokenizer& tok = demo_tokenizer();
+  ToolConstraintOptions o;
+  o.format = ToolCallFormat::llama3;
+  auto c = tool_call_constraint(tools(), tok, o);
+  const auto first = tok.encode(llama_call_1, false, false);
+  const auto sep = tok.encode("; ", false, true);
+  const auto second = tok.encode(llama_call_2, false, false);
+  auto fresh = c->clone_initial();
+  ASSERT_EQ(feed(*fresh, tok, first), first.size());
+  EXPECT_TRUE(fresh->complete());
+  EXPECT_TRUE(eog_allowed(*fresh, tok));  // one call may be the whole answer
+  ASSERT_EQ(feed(*fresh, tok, sep), sep.size());
+  EXPECT_FALSE(fresh->complete());  // a separator must be followed by a call
+  EXPECT_FALSE(eog_allowed(*fresh, tok));
+  ASSERT_EQ(feed(*fresh, tok, second), second.size());
+  EXPECT_TRUE(fresh->complete());
+  EXPECT_TRUE(eog_allowed(*fresh, tok));
+  ASSERT_EQ(feed(*fresh, tok, sep), sep.size());  // and a third may follow
+  const ParsedToolCalls parsed = parse_tool_calls(std::string(llama_call_1) + "; " + llama_call_2);
+  ASSERT_EQ(parsed.calls.size(), 2u);
+  expect_valid_calls(parsed);
+}
+
+TEST(ToolConstraint, Llama3RejectsABrokenSeparatorAndASecondCallWithoutParallel) {
+  const Tokenizer& tok = demo_tokenizer();
+  ToolConstraintOptions o;
+  o.format = ToolCallFormat::llama3;
+  auto c = tool_call_constraint(tools(), tok, o);
+  const auto first = tok.encode(llama_call_1, false, false);
+  const auto second = tok.encode(llama_call_2, false, false);
+  for (const char* broken : {", ", " ", "\n", ";;"}) {
+    auto fresh = c->clone_initial();
+    ASSERT_EQ(feed(*fresh, tok, first), first.size());
+    const auto bad = concat({tok.encode(broken, false, true), second});
+    EXPECT_LT(feed(*fresh, tok, bad), bad.size()) << "accepted separator '" << broken << "'";
+  }
+  {  // The separator never comes first, and is not accepted without a call before it.
+    auto fresh = c->clone_initial();
+    const auto sep_first = concat({tok.encode("; ", false, true), first});
+    EXPECT_EQ(feed(*fresh, tok, sep_first), 0u);
+    EXPECT_THROW(fresh->accept(sep_first[0]), Error);
+  }
+  // parallel_tool_calls false: exactly one call, then only the end.
+  o.parallel = false;
+  auto single = tool_call_constraint(tools(), tok, o);
+  auto fresh = single->clone_initial();
+  ASSERT_EQ(feed(*fresh, tok, first), first.size());
+  EXPECT_TRUE(eog_allowed(*fresh, tok));
+  const auto sep = tok.encode("; ", false, true);
+  EXPECT_EQ(feed(*fresh, tok, sep), 0u);
+}
+
+TEST(ToolConstraint, Llama3ParallelWalksGiveSeveralValidCalls) {
+  const Tokenizer& tok = demo_tokenizer();
+  for (bool reasoning : {false, true}) {
+    ToolConstraintOptions o;
+    o.format = ToolCallFormat::llama3;
+    o.start_in_reasoning = reasoning;
+    o.thinking_budget = reasoning ? 4 : -1;
+    auto c = tool_call_constraint(tools(), tok, o);
+    size_t most = 0;
+    for (uint32_t seed = 1; seed <= 16; ++seed) {
+      auto fresh = c->clone_initial();
+      const Walk w = walk(*fresh, tok, seed, 2000);
+      ASSERT_TRUE(w.ended) << w.text;
+      std::string answer = w.text;
+      if (reasoning) {
+        const size_t end = answer.find("</think>\n\n");
+        ASSERT_NE(end, std::string::npos) << w.text;
+        answer = answer.substr(end + 10);
+      }
+      ASSERT_EQ(answer.rfind("{\"name\":", 0), 0u) << w.text;
+      const ParsedToolCalls parsed = parse_tool_calls(answer);
+      expect_valid_calls(parsed);
+      EXPECT_EQ(parsed.content, "") << w.text;
+      // n calls: n - 1 separators between them.
+      size_t seps = 0;
+      for (size_t at = answer.find("}; {\"name\":"); at != std::string::npos; at = answer.find("}; {\"name\":", at + 1)) ++seps;
+      EXPECT_EQ(seps + 1, parsed.calls.size()) << w.text;
+      most = std::max(most, parsed.calls.size());
+    }
+    EXPECT_GE(most, 2u) << "no walk made more than one call";
+  }
+}
+
+TEST(ToolConstraint, SplitsParallelCallsIntoSingleCallTurnsWithTheirResults) {
+  const ojson messages = ojson::parse(R"([
+    {"role": "user", "content": "Weather in Paris and Oslo?"},
+    {"role": "assistant", "content": null, "tool_calls": [
+      {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+      {"id": "b", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
+      {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+    {"role": "tool", "tool_call_id": "b", "content": "cold"},
+    {"role": "tool", "content": "warm"},
+    {"role": "tool", "tool_call_id": "a", "content": "mild"},
+    {"role": "tool", "tool_call_id": "zzz", "content": "stray"},
+    {"role": "user", "content": "Thanks"}
+  ])");
+  EXPECT_TRUE(has_parallel_tool_calls(messages));
+  const ojson out = one_call_per_turn(messages);
+  EXPECT_FALSE(has_parallel_tool_calls(out));
+  std::vector<std::string> seen;
+  for (const auto& m : out) {
+    if (m.contains("tool_calls")) seen.push_back("call " + m["tool_calls"][0]["id"].get<std::string>());
+    else seen.push_back(m["role"].get<std::string>() + " " + m["content"].get<std::string>());
+  }
+  const std::vector<std::string> expected = {"user Weather in Paris and Oslo?", "call a", "tool mild", "call b", "tool cold",
+                                             "call c", "tool warm", "tool stray", "user Thanks"};
+  EXPECT_EQ(seen, expected);
+  const ojson plain = ojson::parse(R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])");
+  EXPECT_FALSE(has_parallel_tool_calls(plain));
+  EXPECT_EQ(one_call_per_turn(plain), plain);
+}
+
+// Meta's Llama 3.2 template refuses an assistant message with several calls; split into single-call
+// turns with their results, the conversation renders, each call followed by its ipython result
+// (which this template writes as JSON: a string content is iterable to Jinja).
+TEST(ToolConstraint, ParallelCallsRenderThroughTheLlama32TemplateOncePerTurn) {
+  std::ifstream in(fs::path(SLM_TEST_DATA) / "chat_templates" / "llama3_2.jinja", std::ios::binary);
+  ASSERT_TRUE(in.good());
+  const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const ChatTemplate tmpl = ChatTemplate::parse(source);
+  const ojson messages = ojson::parse(R"([
+    {"role": "user", "content": "Weather in Paris and Oslo?"},
+    {"role": "assistant", "content": null, "tool_calls": [
+      {"id": "p", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}},
+      {"id": "o", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}}]},
+    {"role": "tool", "tool_call_id": "o", "content": "snow"},
+    {"role": "tool", "tool_call_id": "p", "content": "sun"}
+  ])");
+  const ojson tool_list = tools();
+  const TokenizerData& data = demo_tokenizer().data();
+  EXPECT_THROW(tmpl.render(chat_context(data, messages, &tool_list, true, std::nullopt)), Error);
+  const std::string text = tmpl.render(chat_context(data, one_call_per_turn(messages), &tool_list, true, std::nullopt));
+  const std::string turn = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  const std::string result = "<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n";
+  const size_t paris = text.find(turn + R"({"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}})" + result + "\"sun\"<|eot_id|>");
+  const size_t oslo = text.find(turn + R"({"name": "get_weather", "parameters": {"city": "Oslo", "unit": "celsius"}})" + result + "\"snow\"<|eot_id|>");
+  ASSERT_NE(paris, std::string::npos) << text;
+  ASSERT_NE(oslo, std::string::npos) << text;
+  EXPECT_LT(paris, oslo);
+  EXPECT_TRUE(text.ends_with(turn)) << text;
 }

@@ -158,7 +158,17 @@ EngineProvider::ChatPrompt EngineProvider::render_chat(const Entry& entry, const
       chat_context(entry.tokenizer->data(), request.messages, with_tools ? &request.tools : nullptr,
                    request.add_generation_prompt, request.enable_thinking);
   ChatPrompt p;
-  p.text = entry.chat_template->render(context);
+  try {
+    p.text = entry.chat_template->render(context);
+  } catch (const slm::Error&) {
+    // Templates that take one tool call per assistant message (Llama 3.1/3.2) refuse several:
+    // give them the calls as consecutive single-call turns, each followed by its result.
+    if (!has_parallel_tool_calls(request.messages)) throw;
+    const ojson split = chat_context(entry.tokenizer->data(), one_call_per_turn(request.messages),
+                                     with_tools ? &request.tools : nullptr, request.add_generation_prompt,
+                                     request.enable_thinking);
+    p.text = entry.chat_template->render(split);
+  }
   p.tokens = entry.tokenizer->encode(p.text, false, true);
   const auto& data = entry.tokenizer->data();
   if (data.add_bos && data.bos_id >= 0 && (p.tokens.empty() || p.tokens.front() != data.bos_id)) {

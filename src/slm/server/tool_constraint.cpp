@@ -50,6 +50,11 @@ PhasedConstraint::PhasedConstraint(std::vector<Phase> phases, const Tokenizer& t
   enter(0);
 }
 
+bool PhasedConstraint::skipped(size_t phase, bool repeating) const {
+  const Phase& p = (*phases_)[phase];
+  return (p.kind == Phase::Kind::forced && p.tokens.empty()) || (p.between && !repeating);
+}
+
 void PhasedConstraint::enter(size_t phase) {
   const auto& phases = *phases_;
   phase_ = phase;
@@ -58,7 +63,7 @@ void PhasedConstraint::enter(size_t phase) {
   used_ = 0;
   tail_.clear();
   current_.reset();
-  while (phase_ < phases.size() && phases[phase_].kind == Phase::Kind::forced && phases[phase_].tokens.empty()) ++phase_;
+  while (phase_ < phases.size() && skipped(phase_, repeating_)) ++phase_;
   if (phase_ < phases.size() && phases[phase_].kind == Phase::Kind::free && phases[phase_].budget == 0) {
     forcing_end_ = true;
   }
@@ -68,10 +73,16 @@ void PhasedConstraint::enter(size_t phase) {
   }
 }
 
+void PhasedConstraint::repeat() {
+  repeating_ = true;
+  enter(size_t(repeat_from_));
+}
+
 bool PhasedConstraint::may_end_from(size_t phase) const {
   const auto& phases = *phases_;
   for (size_t i = phase; i < phases.size(); ++i) {
-    if (phases[i].kind == Phase::Kind::forced && !phases[i].tokens.empty()) return false;
+    if (skipped(i, repeating_)) continue;
+    if (phases[i].kind == Phase::Kind::forced) return false;
     if (phases[i].kind == Phase::Kind::schema) {
       const bool started = i == phase_ && current_;
       if (!(started ? current_->complete() : phases[i].schema->complete())) return false;
@@ -86,12 +97,12 @@ void PhasedConstraint::set_eog(std::span<uint8_t> allowed) const {
   }
 }
 
-void PhasedConstraint::first_tokens(size_t phase, std::span<uint8_t> allowed) const {
+void PhasedConstraint::first_tokens(size_t phase, bool repeating, std::span<uint8_t> allowed) const {
   const auto& phases = *phases_;
   for (size_t i = phase; i < phases.size(); ++i) {
+    if (skipped(i, repeating)) continue;
     const Phase& p = phases[i];
     if (p.kind == Phase::Kind::forced) {
-      if (p.tokens.empty()) continue;
       allowed[size_t(p.tokens[0])] = 1;
       return;
     }
@@ -112,7 +123,7 @@ void PhasedConstraint::allowed_tokens(std::span<uint8_t> allowed) {
   const auto& phases = *phases_;
   if (phase_ >= phases.size()) {
     set_eog(allowed);
-    if (repeat_from_ >= 0) first_tokens(size_t(repeat_from_), allowed);
+    if (repeat_from_ >= 0) first_tokens(size_t(repeat_from_), true, allowed);
     return;
   }
   const Phase& p = phases[phase_];
@@ -140,8 +151,8 @@ void PhasedConstraint::allowed_tokens(std::span<uint8_t> allowed) {
       std::copy(schema_mask_.begin(), schema_mask_.end(), allowed.begin());
       if (current_->complete()) {
         if (may_end_from(phase_ + 1)) set_eog(allowed);
-        if (phase_ + 1 < phases.size()) first_tokens(phase_ + 1, allowed);
-        else if (repeat_from_ >= 0) first_tokens(size_t(repeat_from_), allowed);
+        if (phase_ + 1 < phases.size()) first_tokens(phase_ + 1, repeating_, allowed);
+        else if (repeat_from_ >= 0) first_tokens(size_t(repeat_from_), true, allowed);
       }
       return;
     }
@@ -155,7 +166,7 @@ void PhasedConstraint::accept(int32_t token) {
   if (phase_ >= phases.size()) {
     if (tokenizer_->is_eog(token)) return;  // the end
     if (repeat_from_ < 0) refuse();
-    enter(size_t(repeat_from_));
+    repeat();
   }
   const Phase& p = phases[phase_];
   switch (p.kind) {
@@ -198,7 +209,7 @@ void PhasedConstraint::accept(int32_t token) {
       advance();
       if (phase_ >= phases.size()) {
         if (repeat_from_ < 0) refuse();
-        enter(size_t(repeat_from_));
+        repeat();
       }
       accept(token);
       return;
@@ -306,15 +317,99 @@ std::shared_ptr<TokenConstraint> tool_call_constraint(const ojson& tools, const 
       phases.push_back(Phase::constrained(call));
       phases.push_back(Phase::forced_text(tokenizer, "\n</tool_call>"));
       break;
-    case ToolCallFormat::llama3:
+    case ToolCallFormat::llama3: {
+      // One JSON object per call; more calls follow after "; " (the separator the parser splits
+      // on, as Llama 3.x writes several calls in one answer).
+      if (options.parallel) {
+        repeat_from = int32_t(phases.size());
+        Phase separator = Phase::forced_text(tokenizer, "; ");
+        separator.between = true;
+        phases.push_back(std::move(separator));
+      }
       phases.push_back(Phase::constrained(call));
       break;
+    }
     case ToolCallFormat::mistral:
       phases.push_back(Phase::forced_text(tokenizer, "[TOOL_CALLS]"));
       phases.push_back(Phase::constrained(call));
       break;
   }
   return std::make_shared<PhasedConstraint>(std::move(phases), tokenizer, repeat_from);
+}
+
+namespace {
+
+size_t call_count(const ojson& message) {
+  if (!message.is_object() || message.value("role", "") != "assistant") return 0;
+  const auto it = message.find("tool_calls");
+  return it != message.end() && it->is_array() ? it->size() : 0;
+}
+
+}  // namespace
+
+bool has_parallel_tool_calls(const ojson& messages) {
+  if (!messages.is_array()) return false;
+  return std::any_of(messages.begin(), messages.end(), [](const ojson& m) { return call_count(m) > 1; });
+}
+
+ojson one_call_per_turn(const ojson& messages) {
+  if (!messages.is_array()) fail(ErrorKind::invalid_argument, "expected the messages as an array, found {}", messages.type_name());
+  ojson out = ojson::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ojson& m = messages[i];
+    const size_t n_calls = call_count(m);
+    if (n_calls <= 1) {
+      out.push_back(m);
+      continue;
+    }
+    // The results that follow this message.
+    std::vector<const ojson*> results;
+    size_t j = i + 1;
+    for (; j < messages.size() && messages[j].is_object() && messages[j].value("role", "") == "tool"; ++j) {
+      results.push_back(&messages[j]);
+    }
+    std::vector<bool> claimed(results.size(), false);
+    std::vector<int64_t> result_of(n_calls, -1);
+    for (size_t c = 0; c < n_calls; ++c) {  // by id first
+      const ojson& call = m["tool_calls"][c];
+      if (!call.is_object() || !call.contains("id") || !call["id"].is_string()) continue;
+      for (size_t r = 0; r < results.size(); ++r) {
+        const auto id = results[r]->find("tool_call_id");
+        if (!claimed[r] && id != results[r]->end() && *id == call["id"]) {
+          claimed[r] = true;
+          result_of[c] = int64_t(r);
+          break;
+        }
+      }
+    }
+    for (size_t c = 0; c < n_calls; ++c) {  // then in order
+      if (result_of[c] >= 0) continue;
+      for (size_t r = 0; r < results.size(); ++r) {
+        const auto id = results[r]->find("tool_call_id");
+        const bool names_a_call =
+            id != results[r]->end() && std::any_of(m["tool_calls"].begin(), m["tool_calls"].end(), [&](const ojson& call) {
+              return call.is_object() && call.contains("id") && call["id"] == *id;
+            });
+        if (!claimed[r] && !names_a_call) {
+          claimed[r] = true;
+          result_of[c] = int64_t(r);
+          break;
+        }
+      }
+    }
+    for (size_t c = 0; c < n_calls; ++c) {
+      ojson turn = m;
+      turn["tool_calls"] = ojson::array({m["tool_calls"][c]});
+      if (c > 0 && turn.contains("content")) turn["content"] = nullptr;
+      out.push_back(std::move(turn));
+      if (result_of[c] >= 0) out.push_back(*results[size_t(result_of[c])]);
+    }
+    for (size_t r = 0; r < results.size(); ++r) {
+      if (!claimed[r]) out.push_back(*results[r]);
+    }
+    i = j - 1;
+  }
+  return out;
 }
 
 std::shared_ptr<TokenConstraint> reasoning_constraint(const Tokenizer& tokenizer, int64_t budget,

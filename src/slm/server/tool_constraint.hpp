@@ -25,7 +25,9 @@ namespace slm::server {
 //   complete and the next phase's first token is chosen.
 // End-of-generation tokens are allowed only where every remaining phase may be empty (a free phase
 // at the end, a complete last constraint, or after the last phase). With `repeat_from` >= 0 the
-// phases from that index on may repeat after the last one (several tool calls).
+// phases from that index on may repeat after the last one (several tool calls); a phase marked
+// `between` is passed over the first time through and taken only when the phases repeat (the
+// separator between two calls, as Llama 3's "; ").
 struct Phase {
   enum class Kind { free, forced, schema };
   Kind kind = Kind::free;
@@ -34,6 +36,7 @@ struct Phase {
   std::vector<int32_t> end_tokens;               // free: end_text as tokens
   int64_t budget = -1;                           // free
   std::shared_ptr<const TokenConstraint> schema; // schema: the start state (cloned when entered)
+  bool between = false;                          // only between repetitions, not the first time
 
   static Phase free_text(const Tokenizer& tokenizer, const std::string& end_text = "", int64_t budget = -1);
   static Phase forced_text(const Tokenizer& tokenizer, const std::string& text);
@@ -54,14 +57,18 @@ class PhasedConstraint : public TokenConstraint {
  private:
   void enter(size_t phase);          // starts `phase` (skipping empty forced phases)
   void advance() { enter(phase_ + 1); }
+  void repeat();                     // starts the repeated phases again
+  bool skipped(size_t phase, bool repeating) const;  // passed over: empty forced, or `between` the first time
   bool may_end_from(size_t phase) const;  // every phase from `phase` on may be empty
-  void first_tokens(size_t phase, std::span<uint8_t> allowed) const;  // tokens that may start it
+  // Tokens that may start `phase` (or the first phase after it that is not passed over).
+  void first_tokens(size_t phase, bool repeating, std::span<uint8_t> allowed) const;
   void set_eog(std::span<uint8_t> allowed) const;
 
   std::shared_ptr<const std::vector<Phase>> phases_;
   const Tokenizer* tokenizer_;
   int32_t repeat_from_;
   size_t phase_ = 0;
+  bool repeating_ = false;                // the repeated phases came round at least once
   size_t forced_pos_ = 0;                 // forced phase, or a free phase forcing its end
   bool forcing_end_ = false;              // free phase: the budget ran out
   int64_t used_ = 0;                      // free phase: tokens so far
@@ -73,7 +80,7 @@ class PhasedConstraint : public TokenConstraint {
 // The text formats of tool calls.
 enum class ToolCallFormat {
   hermes,   // <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call> (Qwen 2.5/3, Hermes; the default)
-  llama3,   // {"name": ..., "parameters": {...}} (Llama 3.x)
+  llama3,   // {"name": ..., "parameters": {...}}, several separated by "; " (Llama 3.x)
   mistral,  // [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]
 };
 
@@ -83,7 +90,7 @@ ToolCallFormat tool_call_format(const std::string& chat_template, const Tokenize
 struct ToolConstraintOptions {
   ToolCallFormat format = ToolCallFormat::hermes;
   std::string only_tool;            // "" : any of the tools ("required"); else that one (named)
-  bool parallel = true;             // more than one call may follow (hermes, mistral)
+  bool parallel = true;             // more than one call may follow
   bool start_in_reasoning = false;  // the prompt opened <think>: reasoning first, then the call
   int64_t thinking_budget = -1;     // reasoning tokens before </think> is forced (-1: unbounded)
 };
@@ -97,6 +104,16 @@ nlohmann::ordered_json tool_call_schema(const nlohmann::ordered_json& tools, con
 // Error(invalid_argument / unsupported) for parameters the schema compiler rejects.
 std::shared_ptr<TokenConstraint> tool_call_constraint(const nlohmann::ordered_json& tools, const Tokenizer& tokenizer,
                                                       const ToolConstraintOptions& options);
+
+// The conversation with every assistant message of several tool calls split into single-call
+// turns, each followed by its result (the `tool` message whose `tool_call_id` is the call's id, or
+// else the next unclaimed result in order), for chat templates that refuse several calls in one
+// message (Llama 3.1/3.2's raise "This model only supports single tool-calls at once!"). Results
+// that match no call keep their place after the last call's. Other messages are unchanged.
+nlohmann::ordered_json one_call_per_turn(const nlohmann::ordered_json& messages);
+
+// Whether some assistant message carries more than one tool call.
+bool has_parallel_tool_calls(const nlohmann::ordered_json& messages);
 
 // A thinking section of at most `budget` tokens, then `then` (null: free text). The prompt must
 // have opened <think>.
