@@ -217,17 +217,28 @@ void Scheduler::Impl::remove_finished() {
   std::erase_if(running, [](const auto& s) { return s->finish != FinishReason::none; });
 }
 
-// Admits waiting sequences, oldest first, while a slot and the blocks for their whole pending
-// tokens are free (prefix-cache hits need no new blocks).
+// Admits waiting sequences while a slot and the blocks for their whole pending tokens are free
+// (prefix-cache hits need no new blocks). Generation requests take one of the max_sequences slots
+// each, oldest first. A request for its prompt's logits only (max_tokens 0: echo / log-likelihood
+// scoring) ends as soon as its prompt is computed, so it takes no slot: up to max_sequences of them
+// run beside the generating ones, admitted past generation requests that wait for a slot (never
+// past one that waits for blocks). Without this a scoring request waited for a whole stream to end.
 void Scheduler::Impl::admit() {
   const int64_t bs = cache.block_size();
-  while (int32_t(running.size()) < options.max_sequences) {
+  int32_t generating = 0, scoring = 0;
+  for (const auto& s : running) (s->request.max_tokens == 0 ? scoring : generating) += 1;
+  size_t at = 0;  // queue position: requests before it wait for a slot
+  for (;;) {
     std::unique_ptr<SchedulerSequence> seq;
     {
       std::lock_guard lock(mutex);
-      if (queue.empty()) return;
-      seq = std::move(queue.front());
-      queue.pop_front();
+      while (at < queue.size() &&
+             (queue[at]->request.max_tokens == 0 ? scoring : generating) >= options.max_sequences) {
+        ++at;
+      }
+      if (at >= queue.size()) return;
+      seq = std::move(queue[at]);
+      queue.erase(queue.begin() + std::ptrdiff_t(at));
     }
     int64_t hit = 0;
     if (!seq->want_prompt_logprobs) hit = match_prefix(*seq, cache);
@@ -235,12 +246,13 @@ void Scheduler::Impl::admit() {
     if (cache.available() < needed) {
       release_blocks(*seq, cache);
       std::lock_guard lock(mutex);
-      queue.push_front(std::move(seq));
+      queue.insert(queue.begin() + std::ptrdiff_t(at), std::move(seq));
       return;
     }
     for (int64_t i = 0; i < needed; ++i) seq->blocks.push_back(cache.allocate());
     if (!seq->admitted_once) seq->cached_prompt_tokens = std::min(hit, seq->prompt_size);
     seq->admitted_once = true;
+    (seq->request.max_tokens == 0 ? scoring : generating) += 1;
     {
       std::lock_guard lock(mutex);
       stats.prefix_cache_hit_tokens += hit;

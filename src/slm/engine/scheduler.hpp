@@ -67,7 +67,8 @@ using GenerationCallback = std::function<bool(const GenerationEvent&)>;
 enum class Pooling { last, mean, cls };
 
 struct SchedulerOptions {
-  int32_t max_sequences = 8;       // sequences running at once (--parallel)
+  int32_t max_sequences = 8;       // generating sequences at once (--parallel); as many prompt-only
+                                   // ones (max_tokens 0: scoring) may run beside them
   int64_t n_ctx = 4096;            // per-sequence context; capped at the model's trained context
   int64_t kv_tokens = 0;           // KV positions shared by all sequences; 0: max_sequences * n_ctx
   int32_t block_size = 16;         // KV positions per page
