@@ -221,4 +221,16 @@ inline double metric(const std::string& text, const std::string& name) {
   return -1.0;
 }
 
+// Polls `condition` until it holds or `seconds` pass (a deadline, not a count of tries: on a loaded
+// machine each try may take long); returns whether it held.
+template <class Condition>
+bool wait_until(Condition condition, double seconds = 30.0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 }  // namespace slm_test
