@@ -311,9 +311,25 @@ TEST(HttpAuth, ApiKeyRequiredExceptForHealth) {
   EXPECT_EQ(right.status, 200);
 }
 
+// --max-queue 0: what can start at once is served, what would wait is refused with 429.
 TEST(HttpLimits, FullQueueIs429) {
-  ServerProcess s({demo_model(), "--ctx", "128", "--parallel", "1", "--max-queue", "0"});
+  ServerProcess s({demo_model(), "--ctx", "512", "--parallel", "1", "--max-queue", "0"});
+  auto idle = http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"max_tokens", 4}}.dump());
+  EXPECT_EQ(idle.status, 200) << idle.body;
+  // A stream holds the only slot.
+  const int fd = connect_to(s.port());
+  send_all(fd, request_text("POST", "/v1/completions",
+                            json{{"prompt", "Call me Ishmael."}, {"max_tokens", 400}, {"stream", true}, {"ignore_eos", true}}
+                                .dump()));
+  std::string in;
+  char buf[4096];
+  while (in.find("data: ") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    in.append(buf, size_t(n));
+  }
   auto r = http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"max_tokens", 4}}.dump());
+  ::close(fd);
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(error_of(r)["type"], "rate_limit_error");
   const std::string m = http(s.port(), "GET", "/metrics").body;

@@ -105,8 +105,8 @@ TEST(SchedulerScoring, PromptOnlyRequestDoesNotWaitForTheRunningStream) {
   o.n_ctx = 512;
   o.max_sequences = 1;
   o.prefill_chunk = 32;  // a 100-token prompt takes 4 steps of prefill
+  Tracker t;  // outlives the scheduler, whose destructor may still call back
   Scheduler scheduler(model, o);
-  Tracker t;
   t.scheduler = &scheduler;
   const uint64_t stream = scheduler.submit(stream_request(random_prompt(16, 1, vocab)), t.callback(0));
   ASSERT_TRUE(t.wait([](const auto& r) { return r.count(0) != 0 && !r.at(0).events.empty(); }));
@@ -144,8 +144,8 @@ TEST(SchedulerScoring, ScoringMatchesAloneAndManyRunBesideTheStream) {
   SchedulerOptions o;
   o.n_ctx = 512;
   o.max_sequences = 2;
+  Tracker t;  // outlives the scheduler, whose destructor may still call back
   Scheduler scheduler(model, o);
-  Tracker t;
   t.scheduler = &scheduler;
   // Alone first: the reference logprobs.
   const std::vector<int32_t> prompt = random_prompt(40, 4, vocab);
@@ -176,4 +176,39 @@ TEST(SchedulerScoring, ScoringMatchesAloneAndManyRunBesideTheStream) {
   }
   for (uint64_t id : streams) scheduler.cancel(id);
   ASSERT_TRUE(t.wait([](const auto& r) { return ended_in(r, 10) && ended_in(r, 11); }));
+}
+
+// max_queue bounds the requests that wait for a slot, not the ones that start at the next step:
+// with max_queue 0 a request is refused only when its lane's slots are all taken.
+TEST(SchedulerScoring, MaxQueueZeroServesWhatStartsAtOnce) {
+  const auto model = demo_model();
+  const int64_t vocab = model->config().vocab_size;
+  SchedulerOptions o;
+  o.n_ctx = 512;
+  o.max_sequences = 1;
+  o.max_queue = 0;
+  Tracker t;  // outlives the scheduler, whose destructor may still call back
+  Scheduler scheduler(model, o);
+  t.scheduler = &scheduler;
+  const uint64_t stream = scheduler.submit(stream_request(random_prompt(16, 1, vocab)), t.callback(0));
+  // A second generation request would wait for the slot: refused, whether or not the first has
+  // been admitted yet.
+  EXPECT_THROW(scheduler.submit(stream_request(random_prompt(16, 2, vocab)), t.callback(1)), Error);
+  ASSERT_TRUE(t.wait([](const auto& r) { return r.count(0) != 0 && !r.at(0).events.empty(); }));
+  EXPECT_THROW(scheduler.submit(stream_request(random_prompt(16, 3, vocab)), t.callback(2)), Error);
+  // A prompt-only request has a lane of its own: it starts at once; a second one at the same time
+  // would wait.
+  scheduler.submit(scoring_request(random_prompt(30, 4, vocab)), t.callback(3));
+  EXPECT_THROW(scheduler.submit(scoring_request(random_prompt(30, 5, vocab)), t.callback(4)), Error);
+  ASSERT_TRUE(t.wait([](const auto& r) { return ended_in(r, 3); }));
+  EXPECT_EQ(t.get(3).events.back().finish, FinishReason::length);
+  EXPECT_EQ(scheduler.stats().queued, 0);
+  scheduler.cancel(stream);
+  ASSERT_TRUE(t.wait([](const auto& r) { return ended_in(r, 0); }));
+  // The slot is free again (counted free before the stream's last event goes out).
+  const uint64_t again = scheduler.submit(stream_request(random_prompt(16, 6, vocab)), t.callback(5));
+  ASSERT_TRUE(t.wait([](const auto& r) { return r.count(5) != 0 && !r.at(5).events.empty(); }));
+  EXPECT_FALSE(t.has_ended(1));
+  scheduler.cancel(again);
+  ASSERT_TRUE(t.wait([](const auto& r) { return ended_in(r, 5); }));
 }

@@ -85,6 +85,29 @@ struct Scheduler::Impl {
   SchedulerStats stats;
   uint64_t next_id = 1;
   bool stopping = false;
+  // Running sequences per lane (generating; prompt-only), kept with the queue: a request taken from
+  // the queue is counted in the same critical section.
+  int32_t running_generating = 0;
+  int32_t running_scoring = 0;
+
+  // Under mutex: queued requests that will not start at the next admission (their lane's slots are
+  // taken), the count max_queue bounds.
+  int64_t waiting_beyond_slots() const {
+    int64_t generating = 0, scoring = 0;
+    for (const auto& s : queue) (s->request.max_tokens == 0 ? scoring : generating) += 1;
+    const int64_t free_generating = std::max<int64_t>(0, options.max_sequences - running_generating);
+    const int64_t free_scoring = std::max<int64_t>(0, options.max_sequences - running_scoring);
+    return generating - std::min(generating, free_generating) + scoring - std::min(scoring, free_scoring);
+  }
+  // Recounts the lanes from the unfinished sequences of `running` (scheduler thread, under mutex).
+  void count_running_locked() {
+    int32_t generating = 0, scoring = 0;
+    for (const auto& s : running) {
+      if (s->finish == FinishReason::none) (s->request.max_tokens == 0 ? scoring : generating) += 1;
+    }
+    running_generating = generating;
+    running_scoring = scoring;
+  }
 
   // Scheduler thread only.
   KvCache cache;
@@ -130,6 +153,7 @@ void Scheduler::Impl::deliver(SchedulerSequence& seq, GenerationEvent ev, bool l
     release_blocks(seq, cache);  // free before the caller hears of the end (stats agree with it)
     std::lock_guard lock(mutex);
     stats.kv_blocks_used = cache.used();
+    count_running_locked();  // and its slot: a caller that heard of the end may submit at once
   }
   bool more = false;
   try {
@@ -215,6 +239,8 @@ void Scheduler::Impl::remove_finished() {
     if (seq->finish != FinishReason::none) release_blocks(*seq, cache);
   }
   std::erase_if(running, [](const auto& s) { return s->finish != FinishReason::none; });
+  std::lock_guard lock(mutex);
+  count_running_locked();
 }
 
 // Admits waiting sequences while a slot and the blocks for their whole pending tokens are free
@@ -239,6 +265,7 @@ void Scheduler::Impl::admit() {
       if (at >= queue.size()) return;
       seq = std::move(queue[at]);
       queue.erase(queue.begin() + std::ptrdiff_t(at));
+      (seq->request.max_tokens == 0 ? running_scoring : running_generating) += 1;
     }
     int64_t hit = 0;
     if (!seq->want_prompt_logprobs) hit = match_prefix(*seq, cache);
@@ -246,6 +273,7 @@ void Scheduler::Impl::admit() {
     if (cache.available() < needed) {
       release_blocks(*seq, cache);
       std::lock_guard lock(mutex);
+      (seq->request.max_tokens == 0 ? running_scoring : running_generating) -= 1;
       queue.insert(queue.begin() + std::ptrdiff_t(at), std::move(seq));
       return;
     }
@@ -275,6 +303,7 @@ void Scheduler::Impl::preempt(SchedulerSequence& victim) {
   std::unique_ptr<SchedulerSequence> seq = std::move(*it);
   running.erase(it);
   std::lock_guard lock(mutex);
+  (seq->request.max_tokens == 0 ? running_scoring : running_generating) -= 1;
   queue.push_front(std::move(seq));
   ++stats.preemptions;
 }
@@ -431,7 +460,7 @@ bool Scheduler::Impl::step() {
 void Scheduler::Impl::publish_stats() {
   std::lock_guard lock(mutex);
   stats.running = int32_t(running.size());
-  stats.queued = int32_t(queue.size());
+  stats.queued = int32_t(waiting_beyond_slots());
   stats.kv_blocks_used = cache.used();
 }
 
@@ -580,10 +609,18 @@ uint64_t Scheduler::submit(GenerationRequest request, GenerationCallback callbac
     fail(ErrorKind::invalid_argument, "expected a finite timeout_seconds >= 0, found {}", request.timeout_seconds);
   }
   const auto submitted = std::chrono::steady_clock::now();
+  const bool scoring = request.max_tokens == 0;
   std::unique_lock lock(impl_->mutex);
   if (impl_->stopping) fail(ErrorKind::unsupported, "the scheduler is stopping");
-  if (int64_t(impl_->queue.size()) >= m.options.max_queue) {
-    fail(ErrorKind::out_of_range, "the queue is full: {} requests are waiting", impl_->queue.size());
+  // A request that will start at the next admission (its lane has a slot that the requests queued
+  // before it do not take) does not wait; max_queue bounds the ones that do.
+  int64_t lane_queued = 0;
+  for (const auto& s : impl_->queue) lane_queued += (s->request.max_tokens == 0) == scoring ? 1 : 0;
+  const int64_t lane_free =
+      m.options.max_sequences - int64_t(scoring ? impl_->running_scoring : impl_->running_generating);
+  const int64_t waiting = impl_->waiting_beyond_slots();
+  if (lane_queued >= lane_free && waiting >= m.options.max_queue) {
+    fail(ErrorKind::out_of_range, "the queue is full: {} requests are waiting", waiting);
   }
   const uint64_t id = impl_->next_id++;
   lock.unlock();
@@ -596,7 +633,7 @@ uint64_t Scheduler::submit(GenerationRequest request, GenerationCallback callbac
   }
   lock.lock();
   impl_->queue.push_back(std::move(seq));
-  impl_->stats.queued = int32_t(impl_->queue.size());
+  impl_->stats.queued = int32_t(impl_->waiting_beyond_slots());
   lock.unlock();
   impl_->wake.notify_all();
   return id;
@@ -638,7 +675,7 @@ std::future<std::vector<float>> Scheduler::embed(std::vector<int32_t> tokens, Po
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lock(impl_->mutex);
   SchedulerStats s = impl_->stats;
-  s.queued = int32_t(impl_->queue.size());
+  s.queued = int32_t(impl_->waiting_beyond_slots());
   return s;
 }
 

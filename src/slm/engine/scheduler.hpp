@@ -74,14 +74,15 @@ struct SchedulerOptions {
   int32_t block_size = 16;         // KV positions per page
   int64_t prefill_chunk = 256;     // prompt tokens one sequence may add per step
   int64_t max_batch_tokens = 512;  // tokens in one forward
-  int32_t max_queue = 64;          // waiting requests beyond which submit throws out_of_range
+  int32_t max_queue = 64;          // requests waiting for a slot (beyond those that start at the next
+                                   // step) past which submit throws out_of_range; 0: only what starts
   Device device = Device::cpu;     // cuda: weights and keys/values in GPU memory (cuda_forward.hpp)
   DType gpu_kv_type = DType::F16;  // the GPU cache's element type: F16 or F32
 };
 
 struct SchedulerStats {
   int32_t running = 0;
-  int32_t queued = 0;
+  int32_t queued = 0;              // waiting for a slot (not counting those that start at the next step)
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
   int64_t prefix_cache_hit_tokens = 0;  // cumulative
