@@ -248,7 +248,7 @@ void Scheduler::Impl::remove_finished() {
 // each, oldest first. A request for its prompt's logits only (max_tokens 0: echo / log-likelihood
 // scoring) ends as soon as its prompt is computed, so it takes no slot: up to max_sequences of them
 // run beside the generating ones, admitted past generation requests that wait for a slot (never
-// past one that waits for blocks). Without this a scoring request waited for a whole stream to end.
+// past one that waits for blocks), rather than wait for a whole stream to end.
 void Scheduler::Impl::admit() {
   const int64_t bs = cache.block_size();
   int32_t generating = 0, scoring = 0;
