@@ -22,6 +22,7 @@
 #include "slm/engine/scheduler.hpp"
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace slm {
 namespace {
@@ -34,13 +35,7 @@ std::shared_ptr<const Model> fixture(const std::string& name) {
   return Model::load((data / "models" / name).string());
 }
 
-std::vector<int32_t> random_tokens(size_t n, uint32_t seed, int64_t vocab) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(1, int32_t(vocab - 1));
-  std::vector<int32_t> p(n);
-  for (auto& t : p) t = d(rng);
-  return p;
-}
+using slm_test::random_tokens;
 
 double relative_l2(const float* a, const float* b, size_t n) {
   double num = 0.0, den = 0.0;

@@ -16,6 +16,7 @@
 #include "slm/engine/generate.hpp"
 #include "slm/engine/scheduler.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
@@ -25,10 +26,7 @@ namespace {
 
 // The demo model (Q8_0: its integer kernels round activations, so logits depend slightly on how
 // many rows share a product; greedy tokens do not).
-std::shared_ptr<const Model> demo_model() {
-  static const auto model = Model::load((fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return model;
-}
+using slm_test::demo_model;
 
 // A float32 random-weight fixture: logits agree across batch shapes to float rounding.
 std::shared_ptr<const Model> fixture_model(const std::string& name) {
@@ -37,11 +35,7 @@ std::shared_ptr<const Model> fixture_model(const std::string& name) {
 
 // Random prompt token ids in [1, vocab) (never all the same).
 std::vector<int32_t> random_prompt(size_t n, uint32_t seed, int64_t vocab) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(1, int32_t(vocab - 1));
-  std::vector<int32_t> p(n);
-  for (auto& t : p) t = d(rng);
-  return p;
+  return slm_test::random_tokens(n, seed, vocab);
 }
 
 SamplerOptions greedy() {

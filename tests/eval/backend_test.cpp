@@ -10,17 +10,14 @@
 #include "slm/eval/backend.hpp"
 #include "slm/model/model.hpp"
 #include "slm/tokenizer/tokenizer.hpp"
+#include "../common/models.hpp"
 
 using namespace slm;
 using namespace slm::eval;
 
 namespace {
 
-std::shared_ptr<const Model> demo() {
-  static std::shared_ptr<const Model> model =
-      Model::load((std::filesystem::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return model;
-}
+std::shared_ptr<const Model> demo() { return slm_test::demo_model(); }
 
 // Direct computation: tokens of context + continuation, the continuation being the tokens after
 // those of the context alone; one forward of everything; sum of log-softmax at those positions.

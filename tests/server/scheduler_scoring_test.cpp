@@ -13,23 +13,17 @@
 
 #include "slm/engine/scheduler.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
 
 namespace {
 
-std::shared_ptr<const Model> demo_model() {
-  static const auto model = Model::load((fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return model;
-}
+using slm_test::demo_model;
 
 std::vector<int32_t> random_prompt(size_t n, uint32_t seed, int64_t vocab) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(1, int32_t(vocab - 1));
-  std::vector<int32_t> p(n);
-  for (auto& t : p) t = d(rng);
-  return p;
+  return slm_test::random_tokens(n, seed, vocab);
 }
 
 // Per request: its events, and the scheduler's step count when its first and last events came.

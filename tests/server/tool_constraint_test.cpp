@@ -16,6 +16,7 @@
 #include "slm/server/tool_constraint.hpp"
 #include "slm/tokenizer/chat_template.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
@@ -25,10 +26,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const Tokenizer& demo_tokenizer() {
-  static const auto model = Model::load((fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return *model->tokenizer();
-}
+const Tokenizer& demo_tokenizer() { return *slm_test::demo_model()->tokenizer(); }
 
 // Two tools: bounded strings, an enum, an integer range, an optional field, and a $ref into $defs
 // (which must still resolve once the schema sits inside the call's schema).

@@ -10,16 +10,14 @@
 #include "slm/tasks/pii.hpp"
 #include "slm/tokenizer/tokenizer.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
 using namespace slm::tasks;
 
 namespace {
-const Tokenizer& demo_tokenizer() {
-  static const auto model = Model::load((fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return *model->tokenizer();
-}
+const Tokenizer& demo_tokenizer() { return *slm_test::demo_model()->tokenizer(); }
 
 std::string heldout(size_t bytes) {
   std::ifstream f(fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "heldout.txt", std::ios::binary);

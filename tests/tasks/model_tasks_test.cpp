@@ -14,15 +14,13 @@
 #include "slm/tasks/llm.hpp"
 #include "slm/tasks/ner.hpp"
 #include "slm/util/error.hpp"
+#include "../common/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
 
 namespace {
-std::shared_ptr<const Model> demo_model() {
-  static const auto model = Model::load((fs::path(SLM_SOURCE_DIR) / "models" / "demo" / "demo-q8_0.gguf").string());
-  return model;
-}
+using slm_test::demo_model;
 
 SchedulerOptions small_options() {
   SchedulerOptions so;
