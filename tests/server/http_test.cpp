@@ -51,6 +51,24 @@ std::vector<std::string> sse_events(const std::string& body) {
   return events;
 }
 
+// Opens a streamed completion on a raw connection and returns the socket once its first event has
+// come (the request is running); -1 when the server closed it first.
+int open_stream(int port, const json& body) {
+  const int fd = connect_to(port);
+  send_all(fd, request_text("POST", "/v1/completions", body.dump()));
+  std::string in;
+  char buf[4096];
+  while (in.find("data: ") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ::close(fd);
+      return -1;
+    }
+    in.append(buf, size_t(n));
+  }
+  return fd;
+}
+
 }  // namespace
 
 TEST(Http, HealthModelsAndMetrics) {
@@ -255,18 +273,9 @@ TEST(Http, KeepAliveServesSeveralRequestsOnOneConnection) {
 
 TEST(Http, DisconnectMidStreamFreesKvBlocks) {
   auto& s = shared_server();
-  const int fd = connect_to(s.port());
-  send_all(fd, request_text("POST", "/v1/completions",
-                            json{{"prompt", "Call me Ishmael."}, {"max_tokens", 240}, {"stream", true}, {"ignore_eos", true},
-                                 {"temperature", 0}}
-                                .dump()));
-  std::string in;
-  char buf[4096];
-  while (in.find("data: ") == std::string::npos) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    ASSERT_GT(n, 0);
-    in.append(buf, size_t(n));
-  }
+  const int fd = open_stream(s.port(), json{{"prompt", "Call me Ishmael."}, {"max_tokens", 240}, {"stream", true},
+                                           {"ignore_eos", true}, {"temperature", 0}});
+  ASSERT_GE(fd, 0);
   const std::string during = http(s.port(), "GET", "/metrics").body;
   ::close(fd);
   // The cancellation acts between scheduler steps: wait for it (with a deadline).
@@ -317,17 +326,9 @@ TEST(HttpLimits, FullQueueIs429) {
   auto idle = http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"max_tokens", 4}}.dump());
   EXPECT_EQ(idle.status, 200) << idle.body;
   // A stream holds the only slot.
-  const int fd = connect_to(s.port());
-  send_all(fd, request_text("POST", "/v1/completions",
-                            json{{"prompt", "Call me Ishmael."}, {"max_tokens", 400}, {"stream", true}, {"ignore_eos", true}}
-                                .dump()));
-  std::string in;
-  char buf[4096];
-  while (in.find("data: ") == std::string::npos) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    ASSERT_GT(n, 0);
-    in.append(buf, size_t(n));
-  }
+  const int fd = open_stream(s.port(), json{{"prompt", "Call me Ishmael."}, {"max_tokens", 400}, {"stream", true},
+                                           {"ignore_eos", true}});
+  ASSERT_GE(fd, 0);
   auto r = http(s.port(), "POST", "/v1/completions", json{{"prompt", "Call me"}, {"max_tokens", 4}}.dump());
   ::close(fd);
   EXPECT_EQ(r.status, 429);

@@ -29,3 +29,22 @@ export async function error_of(promise) {
   }
   return null;
 }
+
+// The tool calls of a streamed chat answer, joined from their deltas by index, its finish reason and
+// any text content that came with them.
+export async function collect_tool_calls(stream) {
+  const calls = [];
+  let finish = null, content = '';
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      if (c.delta.content) content += c.delta.content;
+      for (const d of c.delta.tool_calls ?? []) {
+        if (!calls[d.index]) calls[d.index] = { id: d.id, type: d.type, function: { name: '', arguments: '' } };
+        if (d.function?.name) calls[d.index].function.name += d.function.name;
+        if (d.function?.arguments) calls[d.index].function.arguments += d.function.arguments;
+      }
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  return { calls, finish, content };
+}

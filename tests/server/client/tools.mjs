@@ -1,7 +1,7 @@
 // tool_choice enforced by the grammar: "required" and a named function make the answer a tool call
 // (Hermes format on a ChatML model) whose arguments follow the tool's parameters, parsed into
 // tool_calls, streamed or not; "none" leaves the tools out; "auto" answers either way.
-import { client, check, model } from './common.mjs';
+import { client, check, model, collect_tool_calls } from './common.mjs';
 
 const tools = [
   {
@@ -107,18 +107,7 @@ const stream = await client.chat.completions.create({
   model, messages, tools, max_tokens: 150, temperature: 0, parallel_tool_calls: false,
   tool_choice: { type: 'function', function: { name: 'get_weather' } }, stream: true,
 });
-const streamed = [];
-let finish = null;
-for await (const chunk of stream) {
-  for (const c of chunk.choices) {
-    for (const d of c.delta.tool_calls ?? []) {
-      if (!streamed[d.index]) streamed[d.index] = { id: d.id, type: d.type, function: { name: '', arguments: '' } };
-      if (d.function?.name) streamed[d.index].function.name += d.function.name;
-      if (d.function?.arguments) streamed[d.index].function.arguments += d.function.arguments;
-    }
-    if (c.finish_reason) finish = c.finish_reason;
-  }
-}
+const { calls: streamed, finish } = await collect_tool_calls(stream);
 check(finish === 'tool_calls', `streamed: finish ${finish}`);
 checkCalls(streamed, 'streamed', 'get_weather');
 const whole = await client.chat.completions.create({

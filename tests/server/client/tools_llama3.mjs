@@ -4,7 +4,7 @@
 // gives exactly one;
 // a conversation whose assistant turn made several calls, with their results, renders even though
 // the template takes one call per assistant message.
-import { client, check, model, baseURL } from './common.mjs';
+import { client, check, model, baseURL, collect_tool_calls } from './common.mjs';
 
 const tools = [
   {
@@ -105,19 +105,8 @@ for (let i = 0; i < 2; ++i) {
 
 // Streamed, the same two calls, each under its own index.
 const stream = await client.chat.completions.create({ ...base, max_tokens: k, stream: true });
-const streamed = [];
-let finish = null;
-for await (const chunk of stream) {
-  for (const c of chunk.choices) {
-    check(!c.delta.content, `streamed content '${c.delta.content}'`);
-    for (const d of c.delta.tool_calls ?? []) {
-      if (!streamed[d.index]) streamed[d.index] = { id: d.id, type: d.type, function: { name: '', arguments: '' } };
-      if (d.function?.name) streamed[d.index].function.name += d.function.name;
-      if (d.function?.arguments) streamed[d.index].function.arguments += d.function.arguments;
-    }
-    if (c.finish_reason) finish = c.finish_reason;
-  }
-}
+const { calls: streamed, finish, content } = await collect_tool_calls(stream);
+check(!content, `streamed content '${content}'`);
 check(finish === 'tool_calls', `streamed: finish ${finish}`);
 checkCalls(streamed, 'streamed');
 check(streamed.length === 2, `streamed ${streamed.length} calls`);
