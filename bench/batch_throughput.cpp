@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
       so.n_ctx = o.prompt + o.tokens + 1;
       so.max_batch_tokens = o.device == slm::Device::cuda ? 512 : std::max<int64_t>(512, streams);
       so.device = o.device;
+      if (o.device == slm::Device::cuda) so.cache_type_k = so.cache_type_v = slm::DType::F16;
       so.max_queue = std::max(64, max_streams);
       slm::Scheduler scheduler(model, so);
       run_once(scheduler, streams, o, 1);  // warm-up

@@ -43,6 +43,7 @@ struct ChatArgs {
   bool ignore_eos = false;
   SamplerOptions sampling;
   int64_t seed = -1;
+  CacheTypeArgs cache_types;
 };
 
 // Where the output goes: dims reasoning on a terminal, and says how each reply went on stderr.
@@ -109,6 +110,7 @@ class Chat {
     template_.emplace(ChatTemplate::parse(source));
     SessionOptions so;
     so.n_ctx = args.ctx;
+    std::tie(so.cache_type_k, so.cache_type_v) = cache_types(args.cache_types);
     session_.emplace(model_, so);
     if (!args.enable_thinking.empty()) thinking_ = args.enable_thinking == "true";
     reset();
@@ -237,6 +239,7 @@ Command add_chat(CLI::App& app) {
   cmd->add_option("-c,--ctx", args->ctx, "Context size (tokens) for the whole conversation")->capture_default_str();
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
   add_sampling_options(cmd, args->sampling, args->seed);
+  add_cache_type_options(cmd, args->cache_types);
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-generation tokens");
   return {cmd, [args]() {
             set_threads(args->threads);

@@ -23,6 +23,7 @@ struct RunArgs {
   SamplerOptions sampling;
   int64_t seed = -1;
   std::string device = "auto";
+  CacheTypeArgs cache_types;
 };
 }  // namespace
 
@@ -38,6 +39,7 @@ Command add_run(CLI::App& app) {
   add_sampling_options(cmd, args->sampling, args->seed);
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS tokens to the prompt");
   cmd->add_flag("--echo", args->echo, "Print the prompt before the generated text");
+  add_cache_type_options(cmd, args->cache_types);
   cmd->add_option("--device", args->device, "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
       ->capture_default_str();
   return {cmd, [args]() {
@@ -68,14 +70,21 @@ Command add_run(CLI::App& app) {
               std::fputc('\n', stdout);
               std::fflush(stdout);
             };
+            const auto [k_type, v_type] = cache_types(args->cache_types);
             if (choose_device(args->device, *model, args->ctx) == Device::cuda) {
+              if (k_type != v_type || k_type == DType::Q8_0) {
+                fail(ErrorKind::unsupported, "--device cuda: expected --cache-type-k and -v both f32 or both f16");
+              }
               CudaSessionOptions co;
               co.n_ctx = args->ctx;
+              co.kv_type = k_type;
               CudaSession session(model, co);
               run_on(session);
             } else {
               SessionOptions so;
               so.n_ctx = args->ctx;
+              so.cache_type_k = k_type;
+              so.cache_type_v = v_type;
               Session session(model, so);
               run_on(session);
             }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <tuple>
 #include <iostream>
 
 #include "common.hpp"
@@ -38,6 +39,7 @@ struct ServeArgs {
   std::string config;
   double request_timeout = 0.0;
   std::string device = "auto";
+  CacheTypeArgs cache_types;
 };
 
 // The engine settings of one served model (the same for models served directly and router tiers).
@@ -48,6 +50,7 @@ SchedulerOptions scheduler_options(const ServeArgs& args, const Model& model) {
   options.max_queue = args.max_queue;
   options.kv_tokens = args.kv_tokens;
   options.device = choose_device(args.device, model, args.ctx);
+  std::tie(options.cache_type_k, options.cache_type_v) = cache_types(args.cache_types);
   // Batched serving on the GPU runs attention for heads of up to 128 values; auto falls back to the CPU.
   if (options.device == Device::cuda && args.device == "auto" && model.config().head_dim > 128) options.device = Device::cpu;
   return options;
@@ -79,6 +82,7 @@ Command add_serve(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads, "Threads (0: one per core)");
   cmd->add_option("--chat-template", args->chat_template, "Jinja file to use instead of the models' own chat templates");
   cmd->add_option("--config", args->config, "Router configuration (YAML): tiers, policies, upstreams");
+  add_cache_type_options(cmd, args->cache_types);
   cmd->add_option("--device", args->device,
                   "cpu, cuda or auto (CUDA when built with it, a GPU is present and the model runs there)")
       ->capture_default_str();

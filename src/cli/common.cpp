@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "slm/engine/kv_cache.hpp"
 #include "slm/hub/names.hpp"
 #include "slm/hub/store.hpp"
 #include "slm/util/error.hpp"
@@ -42,6 +43,15 @@ std::string ids_to_json(const std::vector<int32_t>& ids) {
     s += std::to_string(ids[i]);
   }
   return s + "]";
+}
+
+void add_cache_type_options(CLI::App* cmd, CacheTypeArgs& args) {
+  cmd->add_option("--cache-type-k", args.k, "KV cache type of the keys: f32, f16 or q8_0")->capture_default_str();
+  cmd->add_option("--cache-type-v", args.v, "KV cache type of the values: f32, f16 or q8_0")->capture_default_str();
+}
+
+std::pair<DType, DType> cache_types(const CacheTypeArgs& args) {
+  return {parse_kv_type(args.k, "--cache-type-k"), parse_kv_type(args.v, "--cache-type-v")};
 }
 
 void add_sampling_options(CLI::App* cmd, SamplerOptions& sampling, int64_t& seed) {

@@ -79,9 +79,9 @@ void compare_on(const std::string& name, DType kv_type, double bound) {
   const auto model = fixture(name);
   const ModelConfig& c = model->config();
   const int64_t vocab = c.vocab_size, bs = 4, n_ctx = 64;
-  KvCache cpu_cache(c, 40, bs), gpu_cache(c, 40, bs);
+  KvCache cpu_cache(c, 40, bs), gpu_cache(c, 40, bs, kv_type, kv_type);
   Forward cpu(model, 128, n_ctx);
-  const auto gpu = make_cuda_forward(model, 128, n_ctx, gpu_cache, kv_type);
+  const auto gpu = make_cuda_forward(model, 128, n_ctx, gpu_cache);
   // Three sequences: 13 and 6 prompt tokens, and a third whose first block (4 tokens) is the first
   // sequence's own (shared, already written when the third runs). Tables out of order.
   std::vector<Seq> seqs(3);
@@ -136,7 +136,9 @@ TEST(CudaForward, RejectsBadBatches) {
   const auto model = fixture("llama3");
   KvCache cache(model->config(), 8, 4);
   EXPECT_THROW(make_cuda_forward(model, 100000, 64, cache), Error);  // more rows than the decoder takes
-  const auto gpu = make_cuda_forward(model, 64, 64, cache, DType::F32);
+  KvCache mixed(model->config(), 8, 4, DType::F16, DType::F32);
+  EXPECT_THROW(make_cuda_forward(model, 64, 64, mixed), Error);  // one type for keys and values on the GPU
+  const auto gpu = make_cuda_forward(model, 64, 64, cache);
   std::vector<Seq> seqs(1);
   seqs[0].tokens = random_tokens(9, 4, model->config().vocab_size);
   seqs[0].blocks = {1, 2};  // 8 positions: too few for 9
@@ -157,7 +159,7 @@ TEST(CudaForward, SchedulerOnTheGpuGivesTheCpuTokens) {
   auto run = [&](Device device) {
     SchedulerOptions o;
     o.device = device;
-    o.gpu_kv_type = DType::F32;
+    o.cache_type_k = o.cache_type_v = DType::F32;
     o.max_sequences = 4;
     o.n_ctx = 64;
     o.block_size = 4;

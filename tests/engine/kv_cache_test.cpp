@@ -39,18 +39,19 @@ TEST(KvCache, AllocatesEveryBlockOnceThenRunsOut) {
 TEST(KvCache, BlocksHoldSeparateRowsPerLayer) {
   KvCache cache(small_config(), 3, 4);
   const int32_t a = cache.allocate(), b = cache.allocate();
+  const auto f32 = [](uint8_t* block) { return reinterpret_cast<float*>(block); };
   for (int l = 0; l < 2; ++l) {
     for (int i = 0; i < 4 * 8; ++i) {
-      cache.k_block(l, a)[i] = float(l * 1000 + i);
-      cache.k_block(l, b)[i] = float(-l * 1000 - i - 1);
-      cache.v_block(l, a)[i] = float(l * 1000 + i + 0.5);
+      f32(cache.k_block(l, a))[i] = float(l * 1000 + i);
+      f32(cache.k_block(l, b))[i] = float(-l * 1000 - i - 1);
+      f32(cache.v_block(l, a))[i] = float(l * 1000 + i + 0.5);
     }
   }
   for (int l = 0; l < 2; ++l) {
     for (int i = 0; i < 4 * 8; ++i) {
-      EXPECT_EQ(cache.k_block(l, a)[i], float(l * 1000 + i));
-      EXPECT_EQ(cache.k_block(l, b)[i], float(-l * 1000 - i - 1));
-      EXPECT_EQ(cache.v_block(l, a)[i], float(l * 1000 + i + 0.5));
+      EXPECT_EQ(f32(cache.k_block(l, a))[i], float(l * 1000 + i));
+      EXPECT_EQ(f32(cache.k_block(l, b))[i], float(-l * 1000 - i - 1));
+      EXPECT_EQ(f32(cache.v_block(l, a))[i], float(l * 1000 + i + 0.5));
     }
   }
 }

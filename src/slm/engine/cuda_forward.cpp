@@ -68,10 +68,12 @@ class CudaForward : public BatchForward {
 }  // namespace
 
 std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> model, int64_t max_rows, int64_t n_ctx,
-                                                const KvCache& cache, DType kv_type) {
+                                                const KvCache& cache) {
   if (!model) fail(ErrorKind::invalid_argument, "CUDA forward: expected a model, found null");
-  if (kv_type != DType::F32 && kv_type != DType::F16) {
-    fail(ErrorKind::invalid_argument, "CUDA forward: expected an F32 or F16 KV cache, found {}", dtype_name(kv_type));
+  const DType kv_type = cache.k_type();
+  if ((kv_type != DType::F32 && kv_type != DType::F16) || cache.v_type() != kv_type) {
+    fail(ErrorKind::unsupported, "CUDA: expected an f32 or f16 KV cache, the same for keys and values, found {} and {}",
+         dtype_name(kv_type), dtype_name(cache.v_type()));
   }
   if (!cuda_device_present()) fail(ErrorKind::unsupported, "CUDA: expected a CUDA device, found none");
   const std::string reason = cuda_unsupported_reason(*model);
@@ -105,7 +107,7 @@ std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> mod
 
 #else
 
-std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model>, int64_t, int64_t, const KvCache&, DType) {
+std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model>, int64_t, int64_t, const KvCache&) {
   fail(ErrorKind::unsupported, "--device cuda: this slm was built without the CUDA backend");
 }
 

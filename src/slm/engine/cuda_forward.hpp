@@ -14,12 +14,13 @@
 namespace slm {
 
 // A GPU forward for batches of up to max_rows rows over `cache`'s blocks (the pool's size and block
-// size are taken from it), each sequence reaching up to n_ctx positions. kv_type: F32 or F16.
+// size and its element type, F32 or F16 for keys and values alike, are taken from it), each sequence
+// reaching up to n_ctx positions.
 // Errors: no CUDA backend or device, an architecture or weight type the GPU decoder does not run,
 // head_dim above 128 (unsupported); not enough GPU memory, max_rows above the decoder's batch
 // (out_of_range).
 std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> model, int64_t max_rows, int64_t n_ctx,
-                                                const KvCache& cache, DType kv_type = DType::F16);
+                                                const KvCache& cache);
 
 // GPU bytes make_cuda_forward allocates for `model` with a cache of kv_rows rows, estimated.
 size_t cuda_forward_bytes(const Model& model, int64_t kv_rows, DType kv_type);

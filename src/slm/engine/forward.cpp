@@ -129,8 +129,8 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
       for (int64_t t = s.row_begin; t < s.row_begin + s.n_rows; ++t) {
         const int64_t p = positions[t];
         const int32_t block = s.blocks[size_t(p / bs)];
-        std::memcpy(cache.k_block(l, block) + (p % bs) * kv_dim, k_.data() + t * kv_dim, size_t(kv_dim) * sizeof(float));
-        std::memcpy(cache.v_block(l, block) + (p % bs) * kv_dim, v_.data() + t * kv_dim, size_t(kv_dim) * sizeof(float));
+        cache.write_k(l, block, p % bs, k_.data() + t * kv_dim);
+        cache.write_v(l, block, p % bs, v_.data() + t * kv_dim);
       }
       cpu::AttentionSequence& a = seqs[i];
       a.row_begin = s.row_begin;
@@ -138,7 +138,10 @@ void Forward::layers(const ForwardBatch& batch, KvCache& cache) {
       a.kv.k_blocks = k_ptrs_.data() + ptr;
       a.kv.v_blocks = v_ptrs_.data() + ptr;
       a.kv.block_size = bs;
-      a.kv.kv_stride = kv_dim;
+      a.kv.k_row_bytes = cache.k_row_bytes();
+      a.kv.v_row_bytes = cache.v_row_bytes();
+      a.kv.k_type = cache.k_type();
+      a.kv.v_type = cache.v_type();
       for (int32_t block : s.blocks) {
         k_ptrs_[ptr] = cache.k_block(l, block);
         v_ptrs_[ptr] = cache.v_block(l, block);

@@ -73,7 +73,7 @@ class Forward : public BatchForward {
   std::vector<float> inv_freq_local_;  // sliding layers
   // scratch, sized for max_rows rows
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;
-  std::vector<const float*> k_ptrs_, v_ptrs_;
+  std::vector<const uint8_t*> k_ptrs_, v_ptrs_;
 };
 
 }  // namespace slm

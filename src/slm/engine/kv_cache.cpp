@@ -1,29 +1,69 @@
 #include "slm/engine/kv_cache.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 
+#include "slm/format/quant.hpp"
 #include "slm/util/error.hpp"
 
 namespace slm {
 
-KvCache::KvCache(const ModelConfig& config, int64_t n_blocks, int64_t block_size)
-    : n_blocks_(n_blocks), block_size_(block_size), kv_dim_(config.kv_dim()) {
+bool kv_type_supported(DType type) { return type == DType::F32 || type == DType::F16 || type == DType::Q8_0; }
+
+DType parse_kv_type(const std::string& name, const char* flag) {
+  std::string lower;
+  for (char ch : name) lower.push_back(char(std::tolower(static_cast<unsigned char>(ch))));
+  if (lower == "f32") return DType::F32;
+  if (lower == "f16") return DType::F16;
+  if (lower == "q8_0") return DType::Q8_0;
+  fail(ErrorKind::invalid_argument, "{}: expected f32, f16 or q8_0, found '{}'", flag, name);
+}
+
+KvCache::KvCache(const ModelConfig& config, int64_t n_blocks, int64_t block_size, DType k_type, DType v_type)
+    : n_blocks_(n_blocks), block_size_(block_size), kv_dim_(config.kv_dim()), k_type_(k_type), v_type_(v_type) {
   if (n_blocks <= 0 || n_blocks > INT32_MAX) {
     fail(ErrorKind::invalid_argument, "expected a KV block count in [1, {}], found {}", INT32_MAX, n_blocks);
   }
   if (block_size <= 0) fail(ErrorKind::invalid_argument, "expected a positive KV block size, found {}", block_size);
-  const auto floats = size_t(n_blocks) * size_t(block_size) * size_t(kv_dim_);
+  for (const DType t : {k_type, v_type}) {
+    if (!kv_type_supported(t)) {
+      fail(ErrorKind::invalid_argument, "expected a KV cache type f32, f16 or q8_0, found {}", dtype_name(t));
+    }
+    if (t == DType::Q8_0 && (kv_dim_ % 32 != 0 || config.head_dim % 32 != 0)) {
+      fail(ErrorKind::invalid_argument, "a q8_0 KV cache needs kv_dim and head_dim multiples of 32, found {} and {}",
+           kv_dim_, config.head_dim);
+    }
+  }
+  k_row_bytes_ = dtype_row_bytes(k_type, uint64_t(kv_dim_));
+  v_row_bytes_ = dtype_row_bytes(v_type, uint64_t(kv_dim_));
   for (int64_t l = 0; l < config.n_layers; ++l) {
-    k_.emplace_back(new float[floats]);  // uninitialised: pages are touched when written
-    v_.emplace_back(new float[floats]);
+    k_.emplace_back(new uint8_t[size_t(n_blocks) * k_block_bytes()]);  // uninitialised: pages are touched when written
+    v_.emplace_back(new uint8_t[size_t(n_blocks) * v_block_bytes()]);
   }
   info_.resize(size_t(n_blocks));
   free_.reserve(size_t(n_blocks));
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(int32_t(b));  // block 0 handed out first
 }
 
-size_t KvCache::bytes() const {
-  return 2 * k_.size() * size_t(n_blocks_) * size_t(block_size_) * size_t(kv_dim_) * sizeof(float);
+size_t KvCache::bytes() const { return k_.size() * size_t(n_blocks_) * (k_block_bytes() + v_block_bytes()); }
+
+void KvCache::write_k(int64_t layer, int32_t block, int64_t row, const float* values) {
+  uint8_t* dst = k_block(layer, block) + size_t(row) * k_row_bytes_;
+  if (k_type_ == DType::F32) {
+    std::memcpy(dst, values, k_row_bytes_);
+  } else {
+    quantize_row(k_type_, values, dst, kv_dim_);
+  }
+}
+
+void KvCache::write_v(int64_t layer, int32_t block, int64_t row, const float* values) {
+  uint8_t* dst = v_block(layer, block) + size_t(row) * v_row_bytes_;
+  if (v_type_ == DType::F32) {
+    std::memcpy(dst, values, v_row_bytes_);
+  } else {
+    quantize_row(v_type_, values, dst, kv_dim_);
+  }
 }
 
 void KvCache::check(int32_t block) const {

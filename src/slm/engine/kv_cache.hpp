@@ -9,29 +9,50 @@
 #include <list>
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "slm/format/dtype.hpp"
 #include "slm/model/config.hpp"
 
 namespace slm {
 
+// The element types a cache may hold keys and values in (llama.cpp's --cache-type-k/-v): F32, F16,
+// or Q8_0 (blocks of 32 values with an f16 scale, GGUF's layout; kv_dim and head_dim must be
+// multiples of 32).
+bool kv_type_supported(DType type);
+// "f32", "f16", "q8_0" (any case) -> the type; Error(invalid_argument) naming the accepted ones.
+DType parse_kv_type(const std::string& name, const char* flag);
+
 class KvCache {
  public:
-  // n_blocks blocks of block_size positions for every layer of `config`. Memory is reserved, not
-  // touched, until blocks are written.
-  KvCache(const ModelConfig& config, int64_t n_blocks, int64_t block_size);
+  // n_blocks blocks of block_size positions for every layer of `config`, keys of k_type and values
+  // of v_type. Memory is reserved, not touched, until blocks are written.
+  KvCache(const ModelConfig& config, int64_t n_blocks, int64_t block_size, DType k_type = DType::F32,
+          DType v_type = DType::F32);
 
   int64_t n_blocks() const { return n_blocks_; }
   int64_t block_size() const { return block_size_; }
   int64_t kv_dim() const { return kv_dim_; }
+  DType k_type() const { return k_type_; }
+  DType v_type() const { return v_type_; }
+  size_t k_row_bytes() const { return k_row_bytes_; }  // one position's keys (kv_dim values)
+  size_t v_row_bytes() const { return v_row_bytes_; }
   size_t bytes() const;
 
-  // Rows of a block: [block_size][kv_dim].
-  float* k_block(int64_t layer, int32_t block) { return k_[size_t(layer)].get() + block_offset(block); }
-  float* v_block(int64_t layer, int32_t block) { return v_[size_t(layer)].get() + block_offset(block); }
-  const float* k_block(int64_t layer, int32_t block) const { return k_[size_t(layer)].get() + block_offset(block); }
-  const float* v_block(int64_t layer, int32_t block) const { return v_[size_t(layer)].get() + block_offset(block); }
+  // Rows of a block: block_size rows of k_row_bytes() (v_row_bytes()) bytes.
+  uint8_t* k_block(int64_t layer, int32_t block) { return k_[size_t(layer)].get() + size_t(block) * k_block_bytes(); }
+  uint8_t* v_block(int64_t layer, int32_t block) { return v_[size_t(layer)].get() + size_t(block) * v_block_bytes(); }
+  const uint8_t* k_block(int64_t layer, int32_t block) const {
+    return k_[size_t(layer)].get() + size_t(block) * k_block_bytes();
+  }
+  const uint8_t* v_block(int64_t layer, int32_t block) const {
+    return v_[size_t(layer)].get() + size_t(block) * v_block_bytes();
+  }
+  // Stores kv_dim floats as position `row` of a block (converted to the cache's types).
+  void write_k(int64_t layer, int32_t block, int64_t row, const float* values);
+  void write_v(int64_t layer, int32_t block, int64_t row, const float* values);
 
   // Allocation. allocate() takes a never-published free block first, else evicts the least recently
   // used cached one; -1 when every block is in use. Each block starts with one reference.
@@ -57,14 +78,17 @@ class KvCache {
     std::vector<int32_t> tokens;                 // published blocks: the tokens they hold
     std::list<int32_t>::iterator lru;            // position in cached_ while refs == 0 and published
   };
-  size_t block_offset(int32_t block) const { return size_t(block) * size_t(block_size_ * kv_dim_); }
+  size_t k_block_bytes() const { return size_t(block_size_) * k_row_bytes_; }
+  size_t v_block_bytes() const { return size_t(block_size_) * v_row_bytes_; }
   void check(int32_t block) const;
   void unpublish(int32_t block);
 
   int64_t n_blocks_;
   int64_t block_size_;
   int64_t kv_dim_;
-  std::vector<std::unique_ptr<float[]>> k_, v_;  // per layer [n_blocks][block_size][kv_dim]
+  DType k_type_, v_type_;
+  size_t k_row_bytes_, v_row_bytes_;
+  std::vector<std::unique_ptr<uint8_t[]>> k_, v_;  // per layer [n_blocks][block_size] rows
   std::vector<BlockInfo> info_;
   std::vector<int32_t> free_;                    // refs == 0, not published
   std::list<int32_t> cached_;                    // refs == 0, published; least recently used first

@@ -64,9 +64,10 @@ struct Scheduler::Impl {
       : model(std::move(m)),
         options(checked(model->config(), o)),
         vocab(model->config().vocab_size),
-        cache(model->config(), (options.kv_tokens + options.block_size - 1) / options.block_size, options.block_size),
+        cache(model->config(), (options.kv_tokens + options.block_size - 1) / options.block_size, options.block_size,
+              options.cache_type_k, options.cache_type_v),
         forward(options.device == Device::cuda
-                    ? make_cuda_forward(model, options.max_batch_tokens, options.n_ctx, cache, options.gpu_kv_type)
+                    ? make_cuda_forward(model, options.max_batch_tokens, options.n_ctx, cache)
                     : std::make_unique<Forward>(model, options.max_batch_tokens, options.n_ctx)) {
     stats.kv_blocks_total = cache.n_blocks();
     thread = std::thread([this] { run(); });

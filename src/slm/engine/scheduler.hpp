@@ -77,7 +77,8 @@ struct SchedulerOptions {
   int32_t max_queue = 64;          // requests waiting for a slot (beyond those that start at the next
                                    // step) past which submit throws out_of_range; 0: only what starts
   Device device = Device::cpu;     // cuda: weights and keys/values in GPU memory (cuda_forward.hpp)
-  DType gpu_kv_type = DType::F16;  // the GPU cache's element type: F16 or F32
+  DType cache_type_k = DType::F32;  // the KV cache's element types: F32, F16 or Q8_0 (on the GPU: F32 or
+  DType cache_type_v = DType::F32;  // F16, the same for both)
 };
 
 struct SchedulerStats {

@@ -19,7 +19,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
     : model_(std::move(model)),
       n_ctx_(context_size(model_->config(), options)),
       n_batch_(std::min(options.n_batch, n_ctx_)),
-      cache_(model_->config(), 1, n_ctx_),
+      cache_(model_->config(), 1, n_ctx_, options.cache_type_k, options.cache_type_v),
       forward_(model_, n_batch_, n_ctx_) {
   blocks_.push_back(cache_.allocate());
 }

@@ -16,6 +16,8 @@ namespace slm {
 struct SessionOptions {
   int64_t n_ctx = 4096;    // KV cache positions; capped at the model's trained context
   int64_t n_batch = 512;   // tokens per forward when processing a prompt
+  DType cache_type_k = DType::F32;  // the KV cache's element types: F32, F16 or Q8_0 (kv_cache.hpp)
+  DType cache_type_v = DType::F32;
 };
 
 class Session {

@@ -87,6 +87,15 @@ void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t r
 
 namespace {
 
+// Head `kvh` (head_dim values) of a cache row of `type` as floats: the row itself for F32, else
+// converted into `buffer`.
+const float* cache_head(DType type, const uint8_t* row, int64_t kvh, int64_t hd, float* buffer) {
+  const uint8_t* head = row + dtype_row_bytes(type, uint64_t(kvh * hd));
+  if (type == DType::F32) return reinterpret_cast<const float*>(head);
+  to_f32(type, head, buffer, hd);
+  return buffer;
+}
+
 // Many queries (prompt processing): per kv head, the scores of all its query heads' rows against
 // every key are one matrix product, and so is the weighted sum of values.
 void attention_matrix(const float* q, const KvBlocks& kv, const int32_t* positions, int64_t n_rows,
@@ -104,8 +113,9 @@ void attention_matrix(const float* q, const KvBlocks& kv, const int32_t* positio
       for (int64_t t = 0; t < n_rows; ++t)
         std::copy_n(q + (t * s.n_heads + kvh * group + g) * hd, hd, qg.data() + (g * n_rows + t) * hd);
     for (int64_t j = 0; j < n_keys; ++j) {
-      std::copy_n(kv.k(j) + kvh * hd, hd, kh.data() + j * hd);  // kh[n_keys][hd]
-      const float* vj = kv.v(j) + kvh * hd;
+      const float* kj = cache_head(kv.k_type, kv.k(j), kvh, hd, kh.data() + j * hd);  // kh[n_keys][hd]
+      if (kj != kh.data() + j * hd) std::copy_n(kj, hd, kh.data() + j * hd);
+      const float* vj = cache_head(kv.v_type, kv.v(j), kvh, hd, og.data());
       for (int64_t i = 0; i < hd; ++i) vt[size_t(i * n_keys + j)] = vj[i];  // vt[hd][n_keys]
     }
     matmul(DType::F32, kh.data(), n_keys, hd, qg.data(), m, scores.data());  // scores[m][n_keys]
@@ -137,31 +147,26 @@ void attention_matrix(const float* q, const KvBlocks& kv, const int32_t* positio
 
 // The query heads of one kv head for one row (a GQA group), so each key and value row is read
 // once for all of them: out_g[hd] = softmax_j(q_g . k_j * scale) . v_j over the visible keys j.
-// q and out: the row's [n_heads][hd]; scores: room for group * (visible keys) floats.
+// q and out: the row's [n_heads][hd]; scores: room for group * (visible keys) floats; buffer: hd
+// floats for a converted key or value row.
 SLM_CLONES void attend_group(const float* q, const KvBlocks& kv, int64_t pos, int64_t kvh, const AttentionShape& s,
-                             float* scores, float* out) {
+                             float* scores, float* buffer, float* out) {
   const int64_t hd = s.head_dim;
   const int64_t group = s.n_heads / s.n_kv_heads;
   const int64_t start = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
   const int64_t n_keys = pos - start + 1;
   const float* qh = q + kvh * group * hd;
   float* oh = out + kvh * group * hd;
-  // scores[g][j] = q_g . k_j * scale, walking positions start..pos block by block
-  for (int64_t p = start; p <= pos;) {
-    const int64_t off = p % kv.block_size;
-    const int64_t run = std::min(kv.block_size - off, pos + 1 - p);
-    const float* rows = kv.k_blocks[p / kv.block_size] + off * kv.kv_stride + kvh * hd;
-    for (int64_t r = 0; r < run; ++r) {
-      const float* k = rows + r * kv.kv_stride;
-      for (int64_t g = 0; g < group; ++g) {
-        const float* qg = qh + g * hd;
-        float sum = 0.0f;
+  // scores[g][j] = q_g . k_j * scale
+  for (int64_t p = start; p <= pos; ++p) {
+    const float* k = cache_head(kv.k_type, kv.k(p), kvh, hd, buffer);
+    for (int64_t g = 0; g < group; ++g) {
+      const float* qg = qh + g * hd;
+      float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < hd; ++i) sum += qg[i] * k[i];
-        scores[g * n_keys + p - start + r] = sum * s.scale;
-      }
+      for (int64_t i = 0; i < hd; ++i) sum += qg[i] * k[i];
+      scores[g * n_keys + p - start] = sum * s.scale;
     }
-    p += run;
   }
   // scores[g][j] = softmax over j
   for (int64_t g = 0; g < group; ++g) {
@@ -178,20 +183,14 @@ SLM_CLONES void attend_group(const float* q, const KvBlocks& kv, int64_t pos, in
   }
   // out_g[hd] = sum_j scores[g][j] * v_j
   std::fill(oh, oh + group * hd, 0.0f);
-  for (int64_t p = start; p <= pos;) {
-    const int64_t off = p % kv.block_size;
-    const int64_t run = std::min(kv.block_size - off, pos + 1 - p);
-    const float* rows = kv.v_blocks[p / kv.block_size] + off * kv.kv_stride + kvh * hd;
-    for (int64_t r = 0; r < run; ++r) {
-      const float* v = rows + r * kv.kv_stride;
-      for (int64_t g = 0; g < group; ++g) {
-        float* og = oh + g * hd;
-        const float w = scores[g * n_keys + p - start + r];
+  for (int64_t p = start; p <= pos; ++p) {
+    const float* v = cache_head(kv.v_type, kv.v(p), kvh, hd, buffer);
+    for (int64_t g = 0; g < group; ++g) {
+      float* og = oh + g * hd;
+      const float w = scores[g * n_keys + p - start];
 #pragma omp simd
-        for (int64_t i = 0; i < hd; ++i) og[i] += w * v[i];
-      }
+      for (int64_t i = 0; i < hd; ++i) og[i] += w * v[i];
     }
-    p += run;
   }
 }
 
@@ -211,12 +210,12 @@ void attention_rows(const float* q, const AttentionSequence* seqs, const std::ve
   const int64_t row_floats = s.n_heads * s.head_dim;
 #pragma omp parallel if (n_tasks > 1)
   {
-    std::vector<float> scores(size_t(group * max_keys));
+    std::vector<float> scores(size_t(group * max_keys)), buffer(size_t(s.head_dim));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < n_tasks; ++task) {
       const auto [seq, t] = rows[size_t(task / s.n_kv_heads)];
       attend_group(q + t * row_floats, seqs[seq].kv, positions[t], task % s.n_kv_heads, s, scores.data(),
-                   out + t * row_floats);
+                   buffer.data(), out + t * row_floats);
     }
   }
 }
@@ -246,10 +245,12 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
   // One block holding every position.
   AttentionSequence seq;
   seq.n_rows = n_rows;
-  seq.kv.k_blocks = &k_cache;
-  seq.kv.v_blocks = &v_cache;
+  const auto* k_bytes = reinterpret_cast<const uint8_t*>(k_cache);
+  const auto* v_bytes = reinterpret_cast<const uint8_t*>(v_cache);
+  seq.kv.k_blocks = &k_bytes;
+  seq.kv.v_blocks = &v_bytes;
   seq.kv.block_size = std::numeric_limits<int64_t>::max();
-  seq.kv.kv_stride = kv_stride;
+  seq.kv.k_row_bytes = seq.kv.v_row_bytes = size_t(kv_stride) * sizeof(float);
   attention_paged(q, &seq, 1, positions, shape, out);
 }
 

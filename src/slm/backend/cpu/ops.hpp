@@ -1,7 +1,10 @@
 // Element-wise and attention operations of the decoder forward on the CPU (f32 activations).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "slm/format/dtype.hpp"
 
 namespace slm::cpu {
 
@@ -43,14 +46,19 @@ void attention(const float* q, const float* k_cache, const float* v_cache, int64
                int64_t n_rows, const AttentionShape& shape, float* out);
 
 // The keys and values of one sequence in a paged cache: position p is row p % block_size of block
-// p / block_size, whose rows start at k_blocks[p / block_size] (row stride kv_stride floats).
+// p / block_size, whose rows start at k_blocks[p / block_size] (k_row_bytes apart; likewise v).
+// Rows hold n_kv_heads * head_dim values of k_type / v_type: F32, F16 or Q8_0 (head_dim a multiple
+// of 32), each head's values read as floats.
 struct KvBlocks {
-  const float* const* k_blocks = nullptr;
-  const float* const* v_blocks = nullptr;
+  const uint8_t* const* k_blocks = nullptr;
+  const uint8_t* const* v_blocks = nullptr;
   int64_t block_size = 0;
-  int64_t kv_stride = 0;
-  const float* k(int64_t p) const { return k_blocks[p / block_size] + (p % block_size) * kv_stride; }
-  const float* v(int64_t p) const { return v_blocks[p / block_size] + (p % block_size) * kv_stride; }
+  size_t k_row_bytes = 0;
+  size_t v_row_bytes = 0;
+  DType k_type = DType::F32;
+  DType v_type = DType::F32;
+  const uint8_t* k(int64_t p) const { return k_blocks[p / block_size] + size_t(p % block_size) * k_row_bytes; }
+  const uint8_t* v(int64_t p) const { return v_blocks[p / block_size] + size_t(p % block_size) * v_row_bytes; }
 };
 
 // One sequence's share of a batch: rows row_begin .. row_begin + n_rows - 1 of q, positions and out.
