@@ -18,6 +18,20 @@ inline nlohmann::json read_json(const std::filesystem::path& path) {
   return nlohmann::json::parse(in);
 }
 
+// ||a - b|| / ||b|| over n values, b being the reference.
+inline double relative_l2(const float* a, const float* b, size_t n) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double(a[i]) - double(b[i]);
+    num += d * d;
+    den += double(b[i]) * double(b[i]);
+  }
+  return std::sqrt(num / den);
+}
+inline double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  return relative_l2(a.data(), b.data(), b.size());
+}
+
 inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double ab = 0, aa = 0, bb = 0;

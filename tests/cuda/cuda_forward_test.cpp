@@ -23,6 +23,7 @@
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
 #include "../common/models.hpp"
+#include "../common/vectors.hpp"
 
 namespace slm {
 namespace {
@@ -37,14 +38,7 @@ std::shared_ptr<const Model> fixture(const std::string& name) {
 
 using slm_test::random_tokens;
 
-double relative_l2(const float* a, const float* b, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
+using slm_test::relative_l2;
 
 // A sequence of the test: its tokens so far and its block table.
 struct Seq {

@@ -23,6 +23,7 @@
 #include "slm/model/model.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/npy.hpp"
+#include "../common/vectors.hpp"
 
 namespace slm {
 namespace {
@@ -46,15 +47,7 @@ std::vector<int32_t> fixture_tokens(const fs::path& dir) {
   return nlohmann::json::parse(in).at("tokens").get<std::vector<int32_t>>();
 }
 
-double relative_l2(const float* a, const float* b, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    const double d = double(a[i]) - double(b[i]);
-    num += d * d;
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / den);
-}
+using slm_test::relative_l2;
 
 // Every position's logits from one forward of the whole fixture sequence (all_logits), then the
 // same sequence in two parts with a truncate in between (last-token logits only).

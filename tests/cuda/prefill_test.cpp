@@ -16,6 +16,7 @@
 #include "slm/format/quant.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/fp16.hpp"
+#include "../common/vectors.hpp"
 
 namespace slm::cuda {
 namespace {
@@ -229,14 +230,7 @@ struct RandomModel {
   }
 };
 
-double relative_l2(const float* a, const float* b, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / den);
-}
+using slm_test::relative_l2;
 
 void check_prefill_against_steps(DType type, double bound) {
   const int64_t n = 600;  // two chunks of 512 and more than one attention split

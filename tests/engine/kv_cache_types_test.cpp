@@ -13,6 +13,7 @@
 #include "slm/engine/session.hpp"
 #include "slm/format/quant.hpp"
 #include "slm/util/error.hpp"
+#include "../common/vectors.hpp"
 
 using namespace slm;
 
@@ -75,14 +76,7 @@ std::shared_ptr<const Model> fixture(const std::string& name) {
   return Model::load((fs::path(SLM_TEST_DATA) / "models" / name).string());
 }
 
-double relative_l2(const float* a, const float* b, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / den);
-}
+using slm_test::relative_l2;
 
 // Worst relative L2 distance of the typed cache's logits from the F32 cache's, over a 24-token
 // prompt (one forward: the matrix attention path) and 8 more tokens one at a time (the per-row path).

@@ -11,6 +11,7 @@
 #include "slm/engine/session.hpp"
 #include "slm/model/convert.hpp"
 #include "slm/util/npy.hpp"
+#include "../common/vectors.hpp"
 
 namespace fs = std::filesystem;
 using namespace slm;
@@ -47,15 +48,7 @@ Fixture load_fixture(const std::string& name) {
 }
 
 // ||a - b|| / ||b|| over every position's logits.
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    const double d = double(a[i]) - double(b[i]);
-    num += d * d;
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / den);
-}
+using slm_test::relative_l2;
 
 std::vector<float> run_logits(const std::string& path, const std::vector<int32_t>& tokens, int64_t n_batch) {
   auto model = Model::load(path);

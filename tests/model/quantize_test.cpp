@@ -20,6 +20,7 @@
 #include "slm/model/convert.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/npy.hpp"
+#include "../common/vectors.hpp"
 
 namespace fs = std::filesystem;
 
@@ -37,14 +38,7 @@ struct TempDir {
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
+using slm_test::relative_l2;
 
 std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>& tokens) {
   auto model = Model::load(path);

@@ -48,22 +48,24 @@ KvCache::KvCache(const ModelConfig& config, int64_t n_blocks, int64_t block_size
 
 size_t KvCache::bytes() const { return k_.size() * size_t(n_blocks_) * (k_block_bytes() + v_block_bytes()); }
 
-void KvCache::write_k(int64_t layer, int32_t block, int64_t row, const float* values) {
-  uint8_t* dst = k_block(layer, block) + size_t(row) * k_row_bytes_;
-  if (k_type_ == DType::F32) {
-    std::memcpy(dst, values, k_row_bytes_);
+namespace {
+
+void write_row(DType type, size_t row_bytes, uint8_t* dst, const float* values, int64_t n) {
+  if (type == DType::F32) {
+    std::memcpy(dst, values, row_bytes);
   } else {
-    quantize_row(k_type_, values, dst, kv_dim_);
+    quantize_row(type, values, dst, n);
   }
 }
 
+}  // namespace
+
+void KvCache::write_k(int64_t layer, int32_t block, int64_t row, const float* values) {
+  write_row(k_type_, k_row_bytes_, k_block(layer, block) + size_t(row) * k_row_bytes_, values, kv_dim_);
+}
+
 void KvCache::write_v(int64_t layer, int32_t block, int64_t row, const float* values) {
-  uint8_t* dst = v_block(layer, block) + size_t(row) * v_row_bytes_;
-  if (v_type_ == DType::F32) {
-    std::memcpy(dst, values, v_row_bytes_);
-  } else {
-    quantize_row(v_type_, values, dst, kv_dim_);
-  }
+  write_row(v_type_, v_row_bytes_, v_block(layer, block) + size_t(row) * v_row_bytes_, values, kv_dim_);
 }
 
 void KvCache::check(int32_t block) const {
