@@ -52,11 +52,12 @@ std::string ids_to_json(const std::vector<int32_t>& ids);
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --presence-penalty,
 // --frequency-penalty and -s/--seed (-1: random), as run and chat take them.
 void add_sampling_options(CLI::App* cmd, SamplerOptions& sampling, int64_t& seed);
-// --cache-type-k and --cache-type-v (f32, f16 or q8_0; f16 by default, as in llama.cpp); cache_types()
+// --cache-type-k and --cache-type-v (f32, f16 or q8_0; f32 by default, as every command that has no
+// such flags uses); cache_types()
 // reads them (Error(invalid_argument) naming the accepted values).
 struct CacheTypeArgs {
-  std::string k = "f16";
-  std::string v = "f16";
+  std::string k = "f32";
+  std::string v = "f32";
 };
 void add_cache_type_options(CLI::App* cmd, CacheTypeArgs& args);
 std::pair<DType, DType> cache_types(const CacheTypeArgs& args);

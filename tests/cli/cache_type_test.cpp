@@ -21,10 +21,11 @@ nlohmann::json bench(const std::string& flags) {
 }
 
 TEST(CacheTypes, BenchReportsTheCacheItWasGiven) {
-  const auto f16 = bench("");  // f16 by default, as llama.cpp
-  const auto f32 = bench("--cache-type-k f32 --cache-type-v f32");
+  const auto f32 = bench("");  // f32 by default, as the commands without these flags
+  const auto f16 = bench("--cache-type-k f16 --cache-type-v f16");
   const auto q8 = bench("--cache-type-k q8_0 --cache-type-v q8_0");
   ASSERT_TRUE(f16.is_object() && f32.is_object() && q8.is_object());
+  EXPECT_EQ(f32["cache_type_k"], "f32");
   EXPECT_EQ(f16["cache_type_k"], "f16");
   EXPECT_EQ(f16["cache_type_v"], "f16");
   EXPECT_EQ(q8["cache_type_k"], "q8_0");
