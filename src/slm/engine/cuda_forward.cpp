@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "slm/engine/cuda_session.hpp"
@@ -31,8 +30,8 @@ namespace {
 
 class CudaForward : public BatchForward {
  public:
-  CudaForward(std::shared_ptr<const Model> model, std::unique_ptr<cuda::LlamaDecoder> decoder, int64_t max_rows)
-      : model_(std::move(model)), decoder_(std::move(decoder)), max_rows_(max_rows) {}
+  CudaForward(std::unique_ptr<cuda::LlamaDecoder> decoder, int64_t max_rows)
+      : decoder_(std::move(decoder)), max_rows_(max_rows) {}
 
   void logits(const ForwardBatch& batch, KvCache& cache, float* logits) override { run(batch, cache, logits, false); }
   void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) override { run(batch, cache, hidden, true); }
@@ -59,7 +58,6 @@ class CudaForward : public BatchForward {
     decoder_->forward_paged(b, out, hidden);
   }
 
-  std::shared_ptr<const Model> model_;
   std::unique_ptr<cuda::LlamaDecoder> decoder_;
   int64_t max_rows_;
   std::vector<cuda::PagedSequence> sequences_;
@@ -102,7 +100,7 @@ std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> mod
     fail(ErrorKind::out_of_range, "CUDA: expected at most {} tokens per batch on the GPU, found {}",
          decoder->max_batch_rows(), max_rows);
   }
-  return std::make_unique<CudaForward>(std::move(model), std::move(decoder), max_rows);
+  return std::make_unique<CudaForward>(std::move(decoder), max_rows);
 }
 
 #else
