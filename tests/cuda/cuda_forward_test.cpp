@@ -4,6 +4,8 @@
 // continuous-batching scheduler on the GPU against the CPU one (greedy tokens).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -68,6 +70,36 @@ ForwardBatch make_batch(const std::vector<Seq>& seqs, const std::vector<std::pai
   return batch;
 }
 
+// The same batch again through logits_top, outputs asking for 0 (the whole row), 1, 40 or 64 top
+// logits: the device's summaries must be those of the whole rows the GPU gave (same products, so
+// the same numbers: ids and values exactly, lse to float rounding), and whole rows must come back
+// unchanged.
+void check_top(BatchForward& gpu, const ForwardBatch& batch, KvCache& cache, const std::vector<float>& rows,
+               int64_t vocab) {
+  TopLogits top;
+  const int32_t ks[] = {1, 0, 40, 64};
+  for (size_t o = 0; o < batch.outputs.size(); ++o) top.k.push_back(ks[o % 4]);
+  top.k_max = *std::max_element(top.k.begin(), top.k.end());
+  std::vector<float> whole(rows.size(), NAN);
+  gpu.logits_top(batch, cache, whole.data(), top);
+  TopLogits want = top;
+  summarize_rows(rows.data(), vocab, want);
+  for (size_t o = 0; o < batch.outputs.size(); ++o) {
+    SCOPED_TRACE("output " + std::to_string(o) + " k " + std::to_string(top.k[o]));
+    if (top.k[o] == 0) {
+      EXPECT_EQ(0, std::memcmp(whole.data() + o * vocab, rows.data() + o * vocab, size_t(vocab) * 4));
+      continue;
+    }
+    EXPECT_NEAR(top.lse[o], want.lse[o], 1e-5 * std::max(1.0f, std::fabs(want.lse[o])));
+    const int32_t n = std::min<int32_t>(top.k[o], int32_t(vocab));
+    for (int32_t j = 0; j < n; ++j) {
+      const size_t at = o * size_t(top.k_max) + size_t(j);
+      EXPECT_EQ(top.ids[at], want.ids[at]) << j;
+      EXPECT_EQ(top.values[at], want.values[at]) << j;
+    }
+  }
+}
+
 void compare_on(const std::string& name, DType kv_type, double bound) {
   SCOPED_TRACE(name + " " + std::string(dtype_name(kv_type)));
   const auto model = fixture(name);
@@ -99,6 +131,7 @@ void compare_on(const std::string& name, DType kv_type, double bound) {
       cpu.logits(batch, cpu_cache, want.data());
       gpu->logits(batch, gpu_cache, got.data());
     }
+    if (!hidden) check_top(*gpu, batch, gpu_cache, got, vocab);
     double worst = 0.0;
     for (size_t o = 0; o < batch.outputs.size(); ++o) {
       const double e = relative_l2(got.data() + o * width, want.data() + o * width, width);

@@ -10,6 +10,7 @@
 
 #include "cuda_test_util.hpp"
 #include "slm/backend/cpu/ops.hpp"
+#include "slm/engine/logit_rows.hpp"
 #include "slm/util/error.hpp"
 #include "slm/util/fp16.hpp"
 
@@ -264,6 +265,62 @@ TEST(CudaOps, ArgmaxWithScratchMatchesSingleBlock) {
   const DeviceBuffer nan_dev = test::to_device(all_nan);
   argmax(nan_dev.as<float>(), 5000, index.as<int32_t>(), scratch.data());
   EXPECT_EQ(test::to_host<int32_t>(index, 1)[0], -1);
+}
+
+// Rows of logits summarized on the device (lse, top k) against the host's summary of the same rows:
+// vocabularies around the kernel's chunk of 4096 and Gemma's 262144, exact ties (multiples of 1/8),
+// NaNs, a row with fewer numbers than k.
+TEST(CudaOps, TopLogitsMatchTheHostSummary) {
+  SLM_REQUIRE_CUDA();
+  for (const int64_t vocab : {int64_t(1), int64_t(50), int64_t(4096), int64_t(4097), int64_t(151936), int64_t(262144)}) {
+    for (const int k : {1, 40, 64}) {
+      SCOPED_TRACE("vocab " + std::to_string(vocab) + " k " + std::to_string(k));
+      const int64_t rows = 5;
+      auto x = random_floats(size_t(rows * vocab), uint32_t(vocab + k), -12.0f, 12.0f);
+      for (auto& v : x) v = std::round(v * 8.0f) / 8.0f;
+      x[0] = std::numeric_limits<float>::quiet_NaN();
+      if (vocab > 10) {
+        x[size_t(vocab + 3)] = 40.0f;  // row 1: a tie at the top, the lower id first
+        x[size_t(2 * vocab - 1)] = 40.0f;
+        for (int64_t i = 2 * vocab; i < 3 * vocab; i += 2) x[size_t(i)] = std::numeric_limits<float>::quiet_NaN();
+      }
+      const DeviceBuffer x_dev = test::to_device(x);
+      DeviceBuffer lse = test::poisoned<float>(size_t(rows)), ids = test::poisoned<int32_t>(size_t(rows * k)),
+                   values = test::poisoned<float>(size_t(rows * k));
+      DeviceBuffer scratch(top_logits_scratch_bytes(rows, vocab, k));
+      top_logits(x_dev.as<float>(), rows, vocab, k, lse.as<float>(), ids.as<int32_t>(), values.as<float>(),
+                 scratch.data());
+      const auto got_lse = test::to_host<float>(lse, size_t(rows));
+      const auto got_ids = test::to_host<int32_t>(ids, size_t(rows * k));
+      const auto got_values = test::to_host<float>(values, size_t(rows * k));
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = x.data() + r * vocab;
+        std::vector<int32_t> want_ids(size_t(k), -1);
+        std::vector<float> want_values(size_t(k), 0.0f);
+        const int32_t n = slm::top_logits(row, vocab, k, want_ids.data(), want_values.data());
+        const float want_lse = slm::log_sum_exp(row, vocab);
+        if (n == 0) {
+          EXPECT_EQ(got_lse[size_t(r)], -INFINITY);
+        } else {
+          EXPECT_NEAR(got_lse[size_t(r)], want_lse, 2e-5 * std::max(1.0f, std::fabs(want_lse))) << "row " << r;
+        }
+        for (int j = 0; j < k; ++j) {
+          const size_t at = size_t(r * k + j);
+          if (j < n) {
+            EXPECT_EQ(got_ids[at], want_ids[size_t(j)]) << "row " << r << " at " << j;
+            EXPECT_EQ(got_values[at], want_values[size_t(j)]) << "row " << r << " at " << j;
+          } else {
+            EXPECT_EQ(got_ids[at], -1) << "row " << r << " past the end at " << j;
+          }
+        }
+      }
+    }
+  }
+  DeviceBuffer scratch(top_logits_scratch_bytes(1, 100, 65));
+  DeviceBuffer out(4096);
+  EXPECT_THROW(top_logits(out.as<float>(), 1, 100, 65, out.as<float>(), out.as<int32_t>(), out.as<float>(),
+                          scratch.data()),
+               Error);
 }
 
 TEST(CudaOps, DeviceInfoAndBuffers) {

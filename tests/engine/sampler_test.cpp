@@ -4,6 +4,7 @@
 #include <map>
 #include <random>
 
+#include "slm/engine/logit_rows.hpp"
 #include "slm/engine/sampler.hpp"
 #include "slm/util/error.hpp"
 
@@ -141,6 +142,95 @@ TEST(Sampler, PresenceAndFrequencyPenalties) {
   s.sample(l);
   EXPECT_FLOAT_EQ(l[1], 1.0f - 0.5f - 2 * 0.25f);
   EXPECT_FLOAT_EQ(l[0], 0.0f);
+}
+
+// Logits with many exact ties (multiples of 0.25), so that the order of equal logits matters.
+std::vector<float> tied_logits(size_t n, uint32_t seed) {
+  auto v = random_logits(n, seed);
+  for (auto& x : v) x = std::round(x * 4.0f) / 4.0f;
+  return v;
+}
+
+TEST(TopLogits, LargestFirstLowerIdFirstAmongEqualNaNSkipped) {
+  for (uint32_t seed = 1; seed < 30; ++seed) {
+    auto row = tied_logits(size_t(50 + seed * 37), seed);
+    if (seed % 3 == 0) row[seed] = std::nanf("");
+    for (int32_t k : {1, 7, 64, 5000}) {
+      std::vector<int32_t> order;
+      for (size_t i = 0; i < row.size(); ++i)
+        if (!std::isnan(row[i])) order.push_back(int32_t(i));
+      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[size_t(a)] > row[size_t(b)]; });
+      order.resize(std::min(order.size(), size_t(k)));
+      std::vector<int32_t> ids(size_t(k), -1);
+      std::vector<float> values(static_cast<size_t>(k), 0.0f);
+      const int32_t n = top_logits(row.data(), int64_t(row.size()), k, ids.data(), values.data());
+      ASSERT_EQ(size_t(n), order.size());
+      for (int32_t i = 0; i < n; ++i) {
+        EXPECT_EQ(ids[size_t(i)], order[size_t(i)]) << "seed " << seed << " k " << k << " at " << i;
+        EXPECT_EQ(values[size_t(i)], row[size_t(order[size_t(i)])]);
+      }
+    }
+  }
+}
+
+// sample_top over a row's top candidates picks what sample() picks over the whole row, draw for draw.
+TEST(Sampler, SampleTopMatchesSampleOnTheWholeRow) {
+  int checked = 0;
+  for (float temperature : {0.0f, 0.6f, 1.0f, 1.7f}) {
+    for (int32_t top_k : {1, 3, 40, 64}) {
+      for (float top_p : {1.0f, 0.9f, 0.5f}) {
+        for (float min_p : {0.0f, 0.05f, 0.3f}) {
+          SamplerOptions o;
+          o.temperature = temperature;
+          o.top_k = top_k;
+          o.top_p = top_p;
+          o.min_p = min_p;
+          o.seed = 77 + uint64_t(top_k);
+          Sampler whole(o), top(o);
+          ASSERT_EQ(top.top_candidates(), temperature <= 0.0f ? 1 : top_k);
+          for (uint32_t step = 0; step < 12; ++step) {
+            auto row = step % 2 ? tied_logits(3000, step) : random_logits(3000, step + 100);
+            std::vector<int32_t> ids(Sampler::kMaxTopCandidates);
+            std::vector<float> values(ids.size());
+            const int32_t n = top_logits(row.data(), int64_t(row.size()), Sampler::kMaxTopCandidates, ids.data(),
+                                         values.data());
+            const int32_t expected = whole.sample(row);
+            EXPECT_EQ(top.sample_top({ids.data(), size_t(n)}, {values.data(), size_t(n)}), expected)
+                << "t " << temperature << " k " << top_k << " p " << top_p << " min_p " << min_p << " step " << step;
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 4 * 4 * 3 * 3 * 12);
+}
+
+TEST(Sampler, TopCandidatesNeedsTheWholeRowForPenaltiesAndWideTopK) {
+  SamplerOptions o;
+  EXPECT_EQ(Sampler(o).top_candidates(), 40);
+  o.top_k = 0;
+  EXPECT_EQ(Sampler(o).top_candidates(), 0);
+  o.top_k = Sampler::kMaxTopCandidates + 1;
+  EXPECT_EQ(Sampler(o).top_candidates(), 0);
+  o.top_k = 10;
+  o.repeat_penalty = 1.1f;
+  EXPECT_EQ(Sampler(o).top_candidates(), 0);
+  o.repeat_penalty = 1.0f;
+  o.frequency_penalty = 0.1f;
+  EXPECT_EQ(Sampler(o).top_candidates(), 0);
+  o.frequency_penalty = 0.0f;
+  o.temperature = 0.0f;
+  o.top_k = 0;
+  EXPECT_EQ(Sampler(o).top_candidates(), 1);
+  Sampler s(o);
+  const std::vector<int32_t> ids{5};
+  const std::vector<float> values{1.0f};
+  EXPECT_EQ(s.sample_top(ids, values), 5);
+  EXPECT_THROW(s.sample_top({}, {}), Error);
+  o.temperature = 1.0f;
+  Sampler whole(o);  // top_k 0: the whole row
+  EXPECT_THROW(whole.sample_top(ids, values), Error);
 }
 
 TEST(Sampler, RejectsBadOptions) {

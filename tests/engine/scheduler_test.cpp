@@ -469,6 +469,68 @@ TEST(Scheduler, LogprobsAreLogSoftmaxOfSessionLogits) {
   }
 }
 
+// Sampled (not greedy) requests, several at once: each must give the tokens a Session with a sampler of
+// the same options and seed gives. Options within top_candidates() go through the top-logits rows,
+// the others (penalties, no top-k) through whole rows.
+class SchedulerSampling : public ::testing::TestWithParam<int> {};
+
+TEST_P(SchedulerSampling, SeededRequestsMatchSession) {
+  const auto model = fixture_model("qwen2");
+  const int64_t vocab = model->config().vocab_size;
+  SamplerOptions o;
+  o.seed = 1234;
+  switch (GetParam()) {
+    case 0: o.temperature = 0.9f; break;  // top_k 40, top_p 0.95, min_p 0.05 (the defaults)
+    case 1: o.temperature = 1.4f; o.top_k = 64; o.top_p = 1.0f; o.min_p = 0.0f; break;
+    case 2: o.temperature = 0.7f; o.top_k = 0; o.top_p = 0.8f; break;  // whole rows: no top-k
+    case 3: o.temperature = 1.0f; o.presence_penalty = 0.5f; o.frequency_penalty = 0.2f; break;  // whole rows
+  }
+  {
+    Sampler probe(o);
+    EXPECT_EQ(probe.top_candidates() > 0, GetParam() < 2);
+  }
+  const int n = 5;
+  std::vector<std::vector<int32_t>> prompts, expected;
+  for (int i = 0; i < n; ++i) {
+    prompts.push_back(random_prompt(6 + size_t(i * 3), uint32_t(300 + i), vocab));
+    Session session(model, SessionOptions{});
+    SamplerOptions oi = o;
+    oi.seed = o.seed + uint64_t(i);
+    Sampler sampler(oi);
+    std::vector<int32_t> out;
+    generate(session, sampler, prompts.back(), 16, [&](int32_t t) {
+      out.push_back(t);
+      return true;
+    });
+    expected.push_back(out);
+  }
+  SchedulerOptions so;
+  so.n_ctx = 256;
+  Scheduler scheduler(model, so);
+  Collector collector;
+  for (int i = 0; i < n; ++i) {
+    GenerationRequest r;
+    r.prompt = prompts[size_t(i)];
+    r.sampling = o;
+    r.sampling.seed = o.seed + uint64_t(i);
+    r.max_tokens = 16;
+    r.top_logprobs = 3;
+    scheduler.submit(r, collector.callback(uint64_t(i)));
+  }
+  ASSERT_TRUE(collector.wait(size_t(n)));
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(collector.tokens(uint64_t(i)), expected[size_t(i)]) << "request " << i;
+    for (const auto& ev : collector.events(uint64_t(i))) {
+      if (ev.token < 0) continue;
+      ASSERT_EQ(ev.top_logprobs.size(), 3u);
+      EXPECT_LE(ev.logprob, ev.top_logprobs[0].logprob + 1e-6f);
+      EXPECT_LE(ev.top_logprobs[1].logprob, ev.top_logprobs[0].logprob);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, SchedulerSampling, ::testing::Values(0, 1, 2, 3));
+
 // Allows only even token ids; counts accepted tokens.
 class EvenTokens : public TokenConstraint {
  public:

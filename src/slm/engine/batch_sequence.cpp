@@ -15,37 +15,44 @@ SchedulerSequence::SchedulerSequence(uint64_t id_, GenerationRequest request_, G
   for (int32_t t : tokens) sampler.accept(t);
 }
 
-float log_sum_exp(const float* row, int64_t n) {
-  float max_v = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) max_v = std::max(max_v, row[i]);
-  if (max_v == -INFINITY) return -INFINITY;
-  double sum = 0.0;  // float exponentials (each within an ulp), summed in double
-  for (int64_t i = 0; i < n; ++i) sum += double(std::exp(row[i] - max_v));
-  return float(double(max_v) + std::log(sum));
-}
-
 std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t k, float lse) {
   std::vector<TokenLogprob> top;
   if (k <= 0) return top;
-  auto worse = [](const TokenLogprob& a, const TokenLogprob& b) {  // min-heap on logprob, then id
-    return a.logprob > b.logprob || (a.logprob == b.logprob && a.token < b.token);
-  };
-  for (int64_t i = 0; i < vocab; ++i) {
-    if (int32_t(top.size()) < k) {
-      top.push_back({int32_t(i), logits[i]});
-      std::push_heap(top.begin(), top.end(), worse);
-    } else if (logits[i] > top.front().logprob) {
-      std::pop_heap(top.begin(), top.end(), worse);
-      top.back() = {int32_t(i), logits[i]};
-      std::push_heap(top.begin(), top.end(), worse);
-    }
-  }
-  std::sort_heap(top.begin(), top.end(), worse);
-  for (auto& t : top) t.logprob -= lse;
+  std::vector<int32_t> ids(size_t(std::min<int64_t>(k, vocab)));
+  std::vector<float> values(ids.size());
+  const int32_t n = top_logits(logits, vocab, k, ids.data(), values.data());
+  for (int32_t i = 0; i < n; ++i) top.push_back({ids[size_t(i)], values[size_t(i)] - lse});
   return top;
 }
 
-SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t vocab, int64_t n_ctx,
+namespace {
+
+// The sampled token (in out.event) joins the sequence; the end conditions after it.
+SampleOutcome finish_token(SchedulerSequence& seq, SampleOutcome& out, const TokenConstraint* constraint,
+                           int64_t n_ctx) {
+  GenerationEvent& ev = out.event;
+  ++seq.generated;
+  seq.tokens.push_back(ev.token);
+  if (constraint != nullptr && constraint->finished()) {
+    ev.finish = FinishReason::stop;
+  } else if (seq.generated >= seq.request.max_tokens || int64_t(seq.tokens.size()) >= n_ctx) {
+    ev.finish = FinishReason::length;
+  }
+  out.finished = ev.finish != FinishReason::none;
+  return std::move(out);
+}
+
+}  // namespace
+
+int32_t top_candidates(const SchedulerSequence& seq) {
+  if (seq.request.constraint != nullptr) return 0;
+  const int32_t k = seq.sampler.top_candidates();
+  if (k <= 0) return 0;
+  const int32_t need = std::max(k, seq.request.top_logprobs);
+  return need <= Sampler::kMaxTopCandidates ? need : 0;
+}
+
+SampleOutcome sample_next(SchedulerSequence& seq, const LogitRow& row, int64_t vocab, int64_t n_ctx,
                           const Tokenizer* tokenizer, std::vector<float>& scratch, std::vector<uint8_t>& mask) {
   SampleOutcome out;
   GenerationEvent& ev = out.event;
@@ -59,10 +66,29 @@ SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t v
     return out;
   }
 
+  TokenConstraint* constraint = seq.request.constraint.get();
+  const float* logits = row.logits;
+  if (logits == nullptr) {  // the row's top candidates only (no constraint, no penalties: see top_candidates)
+    if (constraint != nullptr || row.n_top <= 0) {
+      fail(ErrorKind::internal, "sampling: expected the whole row of logits for this sequence, found its top {}", row.n_top);
+    }
+    const int32_t token = seq.sampler.sample_top({row.ids, size_t(row.n_top)}, {row.values, size_t(row.n_top)});
+    seq.sampler.accept(token);
+    if (seq.request.stop_at_eog && tokenizer != nullptr && tokenizer->is_eog(token)) {
+      ev.finish = FinishReason::eog;
+      out.finished = true;
+      return out;
+    }
+    ev.token = token;
+    ev.logprob = row.values[std::find(row.ids, row.ids + row.n_top, token) - row.ids] - row.lse;
+    for (int32_t i = 0; i < std::min(seq.request.top_logprobs, row.n_top); ++i) {
+      ev.top_logprobs.push_back({row.ids[i], row.values[i] - row.lse});
+    }
+    return finish_token(seq, out, nullptr, n_ctx);
+  }
   // Logprobs come from the raw logits; the sampler sees a masked copy.
   const float lse = log_sum_exp(logits, vocab);
   scratch.assign(logits, logits + vocab);
-  TokenConstraint* constraint = seq.request.constraint.get();
   if (constraint != nullptr) {
     mask.assign(size_t(vocab), 0);
     constraint->allowed_tokens(mask);
@@ -90,18 +116,10 @@ SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t v
     out.finished = true;
     return out;
   }
-  ++seq.generated;
-  seq.tokens.push_back(token);
   ev.token = token;
   ev.logprob = logits[token] - lse;
   ev.top_logprobs = top_tokens(logits, vocab, seq.request.top_logprobs, lse);
-  if (constraint != nullptr && constraint->finished()) {
-    ev.finish = FinishReason::stop;
-  } else if (seq.generated >= seq.request.max_tokens || int64_t(seq.tokens.size()) >= n_ctx) {
-    ev.finish = FinishReason::length;
-  }
-  out.finished = ev.finish != FinishReason::none;
-  return out;
+  return finish_token(seq, out, constraint, n_ctx);
 }
 
 void release_blocks(SchedulerSequence& seq, KvCache& cache) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "slm/engine/kv_cache.hpp"
+#include "slm/engine/logit_rows.hpp"
 #include "slm/engine/scheduler.hpp"
 
 namespace slm {
@@ -44,16 +45,28 @@ struct SampleOutcome {
   bool finished = false;
 };
 
-// log(sum(exp(row))) over n values.
-float log_sum_exp(const float* row, int64_t n);
 // The k most likely tokens of a row of raw logits as log-probabilities (lse: log_sum_exp of the
 // row), most likely first.
 std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t k, float lse);
 
+// A row of logits as sampling gets it: the whole row, or (logits null) its log-sum-exp and top
+// n_top logits with their ids, largest first.
+struct LogitRow {
+  const float* logits = nullptr;
+  float lse = 0.0f;
+  const int32_t* ids = nullptr;
+  const float* values = nullptr;
+  int32_t n_top = 0;
+};
+
+// How many top logits are enough to sample the sequence's next token and report its logprobs
+// (0: the whole row, e.g. under a constraint or penalties).
+int32_t top_candidates(const SchedulerSequence& seq);
+
 // Turns the logits of a sequence's last token into its next token: logprobs from the raw logits,
 // constraint mask, sampler, end conditions. scratch / mask are reusable buffers; tokenizer (may be
 // null) says which tokens end generation.
-SampleOutcome sample_next(SchedulerSequence& seq, const float* logits, int64_t vocab, int64_t n_ctx,
+SampleOutcome sample_next(SchedulerSequence& seq, const LogitRow& row, int64_t vocab, int64_t n_ctx,
                           const Tokenizer* tokenizer, std::vector<float>& scratch, std::vector<uint8_t>& mask);
 
 // Block bookkeeping between a sequence and the cache.

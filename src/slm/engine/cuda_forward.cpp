@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "slm/engine/cuda_session.hpp"
+#include "slm/engine/sampler.hpp"
 #include "slm/util/error.hpp"
 
 #ifdef SLM_HAVE_CUDA
@@ -30,15 +31,33 @@ namespace {
 
 class CudaForward : public BatchForward {
  public:
-  CudaForward(std::unique_ptr<cuda::LlamaDecoder> decoder, int64_t max_rows)
-      : decoder_(std::move(decoder)), max_rows_(max_rows) {}
+  CudaForward(std::unique_ptr<cuda::LlamaDecoder> decoder, int64_t max_rows, int64_t vocab)
+      : decoder_(std::move(decoder)), max_rows_(max_rows), vocab_(vocab) {}
 
   void logits(const ForwardBatch& batch, KvCache& cache, float* logits) override { run(batch, cache, logits, false); }
+  // Summaries on the device: only lse and the top logits of those rows cross to the host.
+  void logits_top(const ForwardBatch& batch, KvCache& cache, float* logits, TopLogits& top) override {
+    if (top.k_max <= 0) return run(batch, cache, logits, false);
+    if (top.k_max > Sampler::kMaxTopCandidates) {
+      fail(ErrorKind::invalid_argument, "CUDA forward: expected at most {} top logits per row, found {}",
+           Sampler::kMaxTopCandidates, top.k_max);
+    }
+    top.reserve_outputs();
+    cuda::PagedTop t;
+    t.k = top.k.data();
+    t.k_max = top.k_max;
+    t.lse = top.lse.data();
+    t.ids = top.ids.data();
+    t.values = top.values.data();
+    run(batch, cache, logits, false, &t);
+  }
   void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) override { run(batch, cache, hidden, true); }
   int64_t max_rows() const override { return max_rows_; }
+  int64_t vocab_size() const override { return vocab_; }
 
  private:
-  void run(const ForwardBatch& batch, const KvCache& cache, float* out, bool hidden) {
+  void run(const ForwardBatch& batch, const KvCache& cache, float* out, bool hidden,
+           const cuda::PagedTop* top = nullptr) {
     if (batch.rows() > max_rows_) {
       fail(ErrorKind::invalid_argument, "CUDA forward: expected at most {} rows, found {}", max_rows_, batch.rows());
     }
@@ -55,11 +74,12 @@ class CudaForward : public BatchForward {
     b.outputs = batch.outputs.data();
     b.n_outputs = int64_t(batch.outputs.size());
     b.block_size = cache.block_size();
-    decoder_->forward_paged(b, out, hidden);
+    decoder_->forward_paged(b, out, hidden, top);
   }
 
   std::unique_ptr<cuda::LlamaDecoder> decoder_;
   int64_t max_rows_;
+  int64_t vocab_;
   std::vector<cuda::PagedSequence> sequences_;
 };
 
@@ -100,7 +120,7 @@ std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> mod
     fail(ErrorKind::out_of_range, "CUDA: expected at most {} tokens per batch on the GPU, found {}",
          decoder->max_batch_rows(), max_rows);
   }
-  return std::make_unique<CudaForward>(std::move(decoder), max_rows);
+  return std::make_unique<CudaForward>(std::move(decoder), max_rows, mc.vocab_size);
 }
 
 #else

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "slm/engine/kv_cache.hpp"
+#include "slm/engine/logit_rows.hpp"
 #include "slm/model/model.hpp"
 
 namespace slm {
@@ -45,9 +46,14 @@ class BatchForward {
   // Writes every row's keys and values into the cache and returns, for each row in batch.outputs,
   // its logits (logits: [outputs][vocab_size]).
   virtual void logits(const ForwardBatch& batch, KvCache& cache, float* logits) = 0;
+  // Same, except that outputs with top.k[i] > 0 get only their summary in `top` (log-sum-exp and top
+  // logits) and their logits rows are left as they are. The default computes every row and
+  // summarizes on the host; a GPU forward summarizes on the device and copies only the summaries.
+  virtual void logits_top(const ForwardBatch& batch, KvCache& cache, float* logits, TopLogits& top);
   // Same, returning the final-norm hidden states instead (hidden: [outputs][dim]).
   virtual void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) = 0;
   virtual int64_t max_rows() const = 0;
+  virtual int64_t vocab_size() const = 0;
 };
 
 class Forward : public BatchForward {
@@ -60,6 +66,7 @@ class Forward : public BatchForward {
   void hidden(const ForwardBatch& batch, KvCache& cache, float* hidden) override;
 
   int64_t max_rows() const override { return max_rows_; }
+  int64_t vocab_size() const override { return model_->config().vocab_size; }
   const Model& model() const { return *model_; }
 
  private:

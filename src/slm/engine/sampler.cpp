@@ -39,9 +39,13 @@ void Sampler::accept(int32_t token) {
   }
 }
 
+bool Sampler::penalized() const {
+  return options_.repeat_penalty != 1.0f || options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f;
+}
+
 void Sampler::apply_penalties(std::span<float> logits) const {
+  if (!penalized()) return;
   const bool repeat = options_.repeat_penalty != 1.0f;
-  if (!repeat && options_.presence_penalty == 0.0f && options_.frequency_penalty == 0.0f) return;
   for (const auto& [token, count] : counts_) {
     if (token < 0 || size_t(token) >= logits.size()) continue;
     float& l = logits[size_t(token)];
@@ -70,6 +74,31 @@ int32_t Sampler::sample(std::span<float> logits) {
   } else {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);
   }
+  return draw();
+}
+
+int32_t Sampler::top_candidates() const {
+  if (penalized()) return 0;
+  if (options_.temperature <= 0.0f) return 1;
+  return options_.top_k > 0 && options_.top_k <= kMaxTopCandidates ? options_.top_k : 0;
+}
+
+int32_t Sampler::sample_top(std::span<const int32_t> ids, std::span<const float> logits) {
+  const int32_t k = top_candidates();
+  if (k <= 0) fail(ErrorKind::invalid_argument, "sampler: the whole row of logits is needed, found only the top ones");
+  if (ids.empty() || ids.size() != logits.size()) {
+    fail(ErrorKind::invalid_argument, "sampler: expected ids and logits of the same nonzero length, found {} and {}",
+         ids.size(), logits.size());
+  }
+  // A vocabulary smaller than top_k has fewer candidates: all of them.
+  const size_t n = std::min(ids.size(), size_t(k));
+  if (options_.temperature <= 0.0f) return ids[0];
+  candidates_.resize(n);
+  for (size_t i = 0; i < n; ++i) candidates_[i] = {ids[i], logits[i], 0.0f};
+  return draw();
+}
+
+int32_t Sampler::draw() {
   auto softmax = [this](float temperature) {
     const float max_logit = candidates_.front().logit;
     double sum = 0.0;

@@ -30,6 +30,15 @@ class Sampler {
   // Picks a token from logits[vocab] (the array is modified: penalties and filters are applied in
   // place to a copy's worth of candidates).
   int32_t sample(std::span<float> logits);
+  // The most candidates sample_top() takes.
+  static constexpr int32_t kMaxTopCandidates = 64;
+  // How many of a row's largest logits decide this sampler's next token (1 when greedy, top_k when
+  // top-k bounds the candidates), or 0 when it needs the whole row (penalties, no top-k, or a top-k
+  // above kMaxTopCandidates).
+  int32_t top_candidates() const;
+  // The same token sample() would pick, from the top_candidates() largest logits of the row with
+  // their ids, largest first (equal logits: the lower id first). Only when top_candidates() > 0.
+  int32_t sample_top(std::span<const int32_t> ids, std::span<const float> logits);
   // Records a token of the sequence (prompt or generated) for the penalties.
   void accept(int32_t token);
   void reset();
@@ -43,6 +52,8 @@ class Sampler {
     float p;
   };
   void apply_penalties(std::span<float> logits) const;
+  bool penalized() const;
+  int32_t draw();  // from candidates_, sorted and cut to top-k
 
   SamplerOptions options_;
   uint64_t seed_;

@@ -118,7 +118,8 @@ struct Scheduler::Impl {
   ForwardBatch batch;
   std::vector<SchedulerSequence*> batch_seqs;  // per batch sequence
   std::vector<float> logits, hidden;
-  std::vector<std::pair<SchedulerSequence*, const float*>> to_sample;  // sequences and their logits row
+  TopLogits top;  // per output of batch: summaries for the rows sampled from their top logits
+  std::vector<std::pair<SchedulerSequence*, LogitRow>> to_sample;  // sequences and their logits row
   std::vector<SampleOutcome> outcomes;
   std::thread thread;
 
@@ -332,6 +333,7 @@ bool Scheduler::Impl::ensure_blocks(SchedulerSequence& seq, int64_t positions) {
 void Scheduler::Impl::build_batch() {
   batch.clear();
   batch_seqs.clear();
+  top.clear();
   // Blocks for the decoding sequences' next positions first: this may preempt the newest ones.
   for (size_t i = 0; i < running.size();) {
     SchedulerSequence& seq = *running[i];
@@ -345,11 +347,16 @@ void Scheduler::Impl::build_batch() {
       const int64_t p = seq.computed + t;
       batch.tokens.push_back(seq.tokens[size_t(p)]);
       batch.positions.push_back(int32_t(p));
-      if (seq.want_prompt_logprobs && p < seq.prompt_size - 1) batch.outputs.push_back(begin + t);
+      if (seq.want_prompt_logprobs && p < seq.prompt_size - 1) {
+        batch.outputs.push_back(begin + t);
+        top.k.push_back(0);  // prompt logprobs read the whole row
+      }
     }
     if (seq.computed + n == int64_t(seq.tokens.size()) &&
         (batch.outputs.empty() || batch.outputs.back() != begin + n - 1)) {
       batch.outputs.push_back(begin + n - 1);  // the row whose logits give the next token
+      top.k.push_back(top_candidates(seq));
+      top.k_max = std::max(top.k_max, top.k.back());
     }
     batch.sequences.push_back(BatchSequence{begin, n, seq.blocks});
     batch_seqs.push_back(&seq);
@@ -377,7 +384,8 @@ void Scheduler::Impl::finish_batch() {
     const BatchSequence& bseq = batch.sequences[i];
     SchedulerSequence& seq = *batch_seqs[i];
     const int64_t end_row = bseq.row_begin + bseq.n_rows;
-    const float* sample_row = nullptr;
+    LogitRow sample_row;
+    bool sample = false;
     for (; out < batch.outputs.size() && batch.outputs[out] < end_row; ++out) {
       const float* row = logits.data() + out * size_t(vocab);
       const int64_t p = batch.positions[size_t(batch.outputs[out])];
@@ -390,14 +398,22 @@ void Scheduler::Impl::finish_batch() {
         }
       }
       if (batch.outputs[out] == end_row - 1 && seq.computed + bseq.n_rows == int64_t(seq.tokens.size())) {
-        sample_row = row;
+        sample = true;
+        const int32_t k = top.k[out];
+        if (k > 0) {
+          const size_t at = out * size_t(top.k_max);
+          sample_row = LogitRow{nullptr, top.lse[out], top.ids.data() + at, top.values.data() + at,
+                                int32_t(std::min<int64_t>(k, vocab))};
+        } else {
+          sample_row.logits = row;
+        }
       }
     }
     prompt += std::max<int64_t>(0, std::min(seq.prompt_size, seq.computed + bseq.n_rows) - seq.computed);
     seq.computed += bseq.n_rows;
     if (seq.computed >= seq.prompt_size - 1) seq.want_prompt_logprobs = false;
     publish_blocks(seq, cache);
-    if (sample_row != nullptr && seq.finish == FinishReason::none) to_sample.push_back({&seq, sample_row});
+    if (sample && seq.finish == FinishReason::none) to_sample.push_back({&seq, sample_row});
   }
   // Sequences sample independently (each has its own sampler): in parallel, unless constraints are
   // involved (implementations may share caches between their instances).
@@ -443,7 +459,8 @@ bool Scheduler::Impl::step() {
   if (batch.rows() == 0) return embedded;
   logits.resize(batch.outputs.size() * size_t(vocab));
   try {
-    forward->logits(batch, cache, logits.data());
+    top.reserve_outputs();
+    forward->logits_top(batch, cache, logits.data(), top);
   } catch (const std::exception& e) {
     for (SchedulerSequence* seq : batch_seqs) end(*seq, FinishReason::error, e.what());
     remove_finished();

@@ -104,6 +104,8 @@ struct LlamaDecoder::State {
     if (host_io != nullptr) cudaFreeHost(host_io);
     if (host_logits != nullptr) cudaFreeHost(host_logits);
     if (host_stage != nullptr) cudaFreeHost(host_stage);
+    if (host_rows != nullptr) cudaFreeHost(host_rows);
+    if (host_top != nullptr) cudaFreeHost(host_top);
   }
   // Paged batches: the host staging (pinned) and its device copy: tokens, positions and cache rows
   // of the rows, the sequences' block tables, the attention work items.
@@ -119,7 +121,12 @@ struct LlamaDecoder::State {
   void rows_forward(int64_t n, const std::function<void(Layer&, float* qkv_rows)>& attend);
   void prefill_chunk(int64_t n, int64_t position);
   // out: rows `outputs` of ph (n_out of them, ascending) as logits [n_out][vocab] or hidden [n_out][dim], on the host.
-  void gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden);
+  void gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden, const PagedTop* top);
+  // Output logits rows through pinned memory, and their device summaries (allocated on first use).
+  float* host_rows = nullptr;  // pinned [kLogitRows][vocab_size]
+  float* host_top = nullptr;   // pinned [kLogitRows][1 + 2 * kMaxTop]: lse, ids, values
+  DeviceBuffer ptop, top_scratch;
+  static constexpr int kMaxTop = 64;
 
   // y rows (y_stride apart) = x rows times the stacked matrices (consecutive column ranges of y).
   void row_products(const std::vector<DeviceMatrix>& ws, const float* x, int64_t n, float* y, int64_t y_stride) {
@@ -492,7 +499,8 @@ void LlamaDecoder::State::ensure_stage(size_t ints) {
   stage_ints = n;
 }
 
-void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden) {
+void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden,
+                                         const PagedTop* top) {
   const DecoderConfig& c = config;
   const float* hp = ph.as<float>();
   if (hidden) {
@@ -503,7 +511,20 @@ void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, 
     }
     return;
   }
-  if (plogits.data() == nullptr) plogits = DeviceBuffer(size_t(kLogitRows * c.vocab_size) * 4);
+  const size_t row_bytes = size_t(c.vocab_size) * 4;
+  if (plogits.data() == nullptr) plogits = DeviceBuffer(size_t(kLogitRows) * row_bytes);
+  if (host_rows == nullptr) {
+    detail::check(cudaMallocHost(reinterpret_cast<void**>(&host_rows), size_t(kLogitRows) * row_bytes),
+                  "cudaMallocHost logits rows");
+  }
+  const int k = top != nullptr ? top->k_max : 0;
+  const int64_t top_floats = 1 + 2 * int64_t(k);  // per row: lse, ids, values
+  if (k > 0 && host_top == nullptr) {
+    const size_t bytes = size_t(kLogitRows) * (1 + 2 * kMaxTop) * 4;
+    detail::check(cudaMallocHost(reinterpret_cast<void**>(&host_top), bytes), "cudaMallocHost top logits");
+    ptop = DeviceBuffer(bytes);
+    top_scratch = DeviceBuffer(top_logits_scratch_bytes(kLogitRows, c.vocab_size, kMaxTop));
+  }
   float* gathered = px.as<float>();  // x is not needed after the final norm
   for (int64_t i = 0; i < n_out; ++i) {
     detail::check(cudaMemcpyAsync(gathered + i * c.dim, hp + outputs[i] * c.dim, size_t(c.dim) * 4,
@@ -513,17 +534,45 @@ void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, 
   for (int64_t i0 = 0; i0 < n_out; i0 += kLogitRows) {
     const int64_t r = std::min(kLogitRows, n_out - i0);
     blas->matmul(output, gathered + i0 * c.dim, r, plogits.as<float>(), stream);
-    detail::check(cudaMemcpyAsync(out + i0 * c.vocab_size, plogits.data(), size_t(r * c.vocab_size) * 4,
-                                  cudaMemcpyDeviceToHost, stream),
-                  "cudaMemcpyAsync logits");
-    // The next group reuses `gathered` and plogits: the copies above must be done first.
+    // Whole rows for the outputs that need them (runs of consecutive ones in one copy each).
+    for (int64_t j = 0; j < r;) {
+      if (k > 0 && top->k[i0 + j] > 0) {
+        ++j;
+        continue;
+      }
+      int64_t e = j + 1;
+      while (e < r && !(k > 0 && top->k[i0 + e] > 0)) ++e;
+      detail::check(cudaMemcpyAsync(host_rows + j * c.vocab_size, plogits.as<float>() + j * c.vocab_size,
+                                    size_t(e - j) * row_bytes, cudaMemcpyDeviceToHost, stream),
+                    "cudaMemcpyAsync logits");
+      j = e;
+    }
+    if (k > 0) {  // the summaries of every row of the group (cheap), copied in one piece
+      float* d_lse = ptop.as<float>();
+      auto* d_ids = reinterpret_cast<int32_t*>(d_lse + r);
+      float* d_values = d_lse + r + r * k;
+      top_logits(plogits.as<float>(), r, c.vocab_size, k, d_lse, d_ids, d_values, top_scratch.data(), stream);
+      detail::check(cudaMemcpyAsync(host_top, d_lse, size_t(r * top_floats) * 4, cudaMemcpyDeviceToHost, stream),
+                    "cudaMemcpyAsync top logits");
+    }
+    // The next group reuses plogits and the pinned buffers: its copies must be done first.
     detail::check(cudaStreamSynchronize(stream), "logits");
+    for (int64_t j = 0; j < r; ++j) {
+      const int64_t i = i0 + j;
+      if (k > 0 && top->k[i] > 0) {
+        top->lse[i] = host_top[j];
+        std::memcpy(top->ids + i * k, host_top + r + j * k, size_t(k) * 4);
+        std::memcpy(top->values + i * k, host_top + r + r * k + j * k, size_t(k) * 4);
+      } else {
+        std::memcpy(out + i * c.vocab_size, host_rows + j * c.vocab_size, row_bytes);
+      }
+    }
   }
 }
 
 int64_t LlamaDecoder::max_batch_rows() const { return State::kChunk; }
 
-void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidden) {
+void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidden, const PagedTop* top) {
   State& s = *state_;
   const DecoderConfig& c = s.config;
   const int64_t n = batch.n_rows;
@@ -611,7 +660,11 @@ void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidde
                          d_work, int64_t(work.size()), d + 3 * n, bs, s.layer_shape(layer), s.pattn.as<float>(), q_dim,
                          s.stream);
   });
-  if (out != nullptr && batch.n_outputs > 0) s.gather_outputs(batch.outputs, batch.n_outputs, out, hidden);
+  if (top != nullptr && (top->k_max < 1 || top->k_max > State::kMaxTop || top->k == nullptr)) {
+    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} top logits per row, found {}", int(State::kMaxTop),
+         top->k_max);
+  }
+  if (out != nullptr && batch.n_outputs > 0) s.gather_outputs(batch.outputs, batch.n_outputs, out, hidden, top);
   detail::check(cudaStreamSynchronize(s.stream), "batch");
 }
 

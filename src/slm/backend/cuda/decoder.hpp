@@ -93,6 +93,17 @@ struct PagedBatch {
   int64_t block_size = 0;
 };
 
+// Output rows of a paged batch that sampling needs only summarized (forward_paged): for output i with
+// k[i] > 0, lse[i] and its k_max largest logits, largest first (equal logits: lower id first; id -1
+// past the end), in ids/values[i * k_max ...]; its logits row is not copied. Host arrays.
+struct PagedTop {
+  const int32_t* k = nullptr;  // [n_outputs]; 0: the whole row
+  int32_t k_max = 0;           // 1 to 64
+  float* lse = nullptr;        // [n_outputs]
+  int32_t* ids = nullptr;      // [n_outputs][k_max]
+  float* values = nullptr;     // [n_outputs][k_max]
+};
+
 class LlamaDecoder {
  public:
   // Uploads the weights; Error(invalid_argument) when shapes disagree with the config.
@@ -119,7 +130,8 @@ class LlamaDecoder {
   // every row's keys and values into its cache row, then for each output row its logits (out:
   // [n_outputs][vocab_size], host) or, with `hidden`, its final-norm hidden state ([n_outputs][dim]).
   // Projections are cuBLAS products over all rows; attention is one launch for all sequences.
-  void forward_paged(const PagedBatch& batch, float* out, bool hidden = false);
+  // With `top`, the outputs it names get only their summaries (logits rows of the others as above).
+  void forward_paged(const PagedBatch& batch, float* out, bool hidden = false, const PagedTop* top = nullptr);
   int64_t max_batch_rows() const;  // the most rows forward_paged takes at once
 
  private:
