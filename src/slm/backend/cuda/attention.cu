@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 
 namespace slm::cuda {
@@ -61,6 +62,7 @@ __global__ void __launch_bounds__(kThreads) attention_rows_kernel(const float* q
                                                                   int64_t p0, AttentionShape shape, float* out,
                                                                   int64_t out_stride, const AttentionWork* work,
                                                                   const int32_t* tables, int64_t block_size) {
+  wait_for_previous_kernel();
   extern __shared__ float smem[];
   const int hd = int(shape.head_dim);
   const int padded = hd + 1;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
@@ -72,6 +73,52 @@ std::vector<DeviceMatrix> upload_stacked(const std::vector<HostMatrix>& parts, c
   }
   out.push_back(upload_matrix(parts[0].type, stacked.data(), total_rows, cols));
   return out;
+}
+
+}  // namespace
+
+namespace {
+
+// Programmatic dependent launch for the decode graph: on compute capability 9.0 and newer, unless
+// SLM_CUDA_PDL=0 asks for ordinary edges (to measure the difference).
+bool programmatic_edges_wanted() {
+  static const bool wanted = [] {
+    const char* env = std::getenv("SLM_CUDA_PDL");
+    if (env != nullptr && std::string(env) == "0") return false;
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+    return major >= 9;
+  }();
+  return wanted;
+}
+
+// Every kernel-to-kernel edge of a captured graph becomes programmatic: the downstream kernel may
+// launch once every block of the upstream one has passed its wait_for_previous_kernel() (which
+// also waits for the upstream kernel to finish before reading anything it wrote).
+cudaError_t make_edges_programmatic(cudaGraph_t graph) {
+  size_t n = 0;
+  cudaError_t status = cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &n);
+  if (status != cudaSuccess || n == 0) return status;
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  status = cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &n);
+  if (status != cudaSuccess) return status;
+  auto is_kernel = [](cudaGraphNode_t node) {
+    cudaGraphNodeType type{};
+    return cudaGraphNodeGetType(node, &type) == cudaSuccess && type == cudaGraphNodeTypeKernel;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_kernel(from[i]) || !is_kernel(to[i]) || data[i].type != cudaGraphDependencyTypeDefault) continue;
+    status = cudaGraphRemoveDependencies(graph, &from[i], &to[i], &data[i], 1);
+    if (status != cudaSuccess) return status;
+    cudaGraphEdgeData edge{};
+    edge.from_port = cudaGraphKernelNodePortProgrammatic;
+    edge.type = cudaGraphDependencyTypeProgrammatic;
+    status = cudaGraphAddDependencies(graph, &from[i], &to[i], &edge, 1);
+    if (status != cudaSuccess) return status;
+  }
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -400,7 +447,8 @@ int32_t LlamaDecoder::step(int32_t token, int32_t position, float* logits) {
         throw;
       }
       detail::check(cudaStreamEndCapture(s.stream, &graph), "cudaStreamEndCapture");
-      const cudaError_t status = cudaGraphInstantiate(&s.graph, graph, 0);
+      cudaError_t status = programmatic_edges_wanted() ? make_edges_programmatic(graph) : cudaSuccess;
+      if (status == cudaSuccess) status = cudaGraphInstantiate(&s.graph, graph, 0);
       cudaGraphDestroy(graph);
       detail::check(status, "cudaGraphInstantiate");
     }

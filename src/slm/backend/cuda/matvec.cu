@@ -14,6 +14,7 @@
 #include <string>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 #include "slm/backend/cuda/kernels.cuh"
 
@@ -597,6 +598,7 @@ struct Iq4NlFormat {
 template <typename Format, typename Loader>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, Loader x, float* __restrict__ y,
                                                                      bool accumulate) {
+  wait_for_previous_kernel();
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -632,6 +634,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, L
 // out[t][i] = value of row ids[t] (or row row0 + t when ids is null), element i, as OutT.
 template <typename Format, typename OutT>
 __global__ void dequantize_kernel(Matrix m, const int32_t* ids, int64_t row0, int64_t n_rows, OutT* out) {
+  wait_for_previous_kernel();
   const int64_t total = n_rows * m.n_in;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = k / m.n_in, i = k % m.n_in;

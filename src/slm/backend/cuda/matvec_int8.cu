@@ -11,6 +11,7 @@
 #include <string>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 #include "slm/backend/cuda/kernels.cuh"
 
@@ -315,6 +316,7 @@ struct Iq4Nl {
 template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y,
                                                                           bool accumulate) {
+  wait_for_previous_kernel();
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -353,6 +355,7 @@ template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_short_kernel(Matrix m, XQ x,
                                                                                 float* __restrict__ y,
                                                                                 bool accumulate) {
+  wait_for_previous_kernel();
   constexpr int kWarpRows = Format::kRows / kWarpsPerBlock > 0 ? Format::kRows / kWarpsPerBlock : 1;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
   const int64_t first_row = (int64_t(blockIdx.x) * kWarpsPerBlock + warp) * kWarpRows;
@@ -380,6 +383,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_short_kernel(
 
 // One warp per block of 32: scale max|x| / 127, values rounded to nearest, sums of each half.
 __global__ void quantize_kernel(const float* x, int64_t n, int8_t* q, float* d, float* sums) {
+  wait_for_previous_kernel();
   const int64_t block = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int lane = int(threadIdx.x) & 31;
   if (block >= n / 32) return;
@@ -414,6 +418,7 @@ __device__ __forceinline__ void quantize_block32(float v, int64_t block, int lan
 // quantize_kernel of silu(gate) * up, computed on the fly.
 __global__ void quantize_silu_mul_kernel(const float* gate, const float* up, int64_t n, int8_t* q, float* d,
                                          float* sums) {
+  wait_for_previous_kernel();
   const int64_t block = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int lane = int(threadIdx.x) & 31;
   if (block >= n / 32) return;
@@ -425,6 +430,7 @@ __global__ void quantize_silu_mul_kernel(const float* gate, const float* up, int
 __global__ void __launch_bounds__(1024) rms_norm_quantize_kernel(const float* x, const float* weight, int64_t n,
                                                                  float eps, float* y, int8_t* q, float* d,
                                                                  float* sums) {
+  wait_for_previous_kernel();
   __shared__ float partial[32];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5, n_warps = int(blockDim.x) >> 5;
   float ss = 0.0f;

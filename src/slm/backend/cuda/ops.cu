@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 
 namespace slm::cuda {
@@ -51,6 +52,7 @@ int grid_for(int64_t total, int threads = kThreads) {
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < (total); k += int64_t(gridDim.x) * blockDim.x)
 
 __global__ void rms_norm_kernel(const float* x, const float* weight, float* y, int64_t n, float eps) {
+  wait_for_previous_kernel();
   __shared__ float shared[32];
   const float* row = x + int64_t(blockIdx.x) * n;
   float* out = y + int64_t(blockIdx.x) * n;
@@ -62,14 +64,17 @@ __global__ void rms_norm_kernel(const float* x, const float* weight, float* y, i
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) x[k] += y[k];
 }
 
 __global__ void add_bias_kernel(float* x, const float* bias, int64_t n_rows, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n_rows * n) x[k] += bias[k % n];
 }
 
 __global__ void silu_mul_kernel(float* gate, const float* up, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) {
     const float g = gate[k];
     gate[k] = g / (1.0f + expf(-g)) * up[k];
@@ -82,10 +87,12 @@ __device__ __forceinline__ float gelu_tanh(float g) {
 }
 
 __global__ void gelu_tanh_mul_kernel(float* gate, const float* up, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) gate[k] = gelu_tanh(gate[k]) * up[k];
 }
 
 __global__ void gelu_tanh_mul_rows_kernel(const float* gate_up, int64_t n_rows, int64_t n, float* out) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n_rows * n) {
     const int64_t t = k / n, i = k - t * n;
     out[k] = gelu_tanh(gate_up[t * 2 * n + i]) * gate_up[t * 2 * n + n + i];
@@ -93,11 +100,13 @@ __global__ void gelu_tanh_mul_rows_kernel(const float* gate_up, int64_t n_rows, 
 }
 
 __global__ void scale_kernel(float* x, float s, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) x[k] *= s;
 }
 
 __global__ void rope_kernel(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, int64_t half,
                             const int32_t* positions, const float* inv_freq, bool interleaved) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n_rows * n_heads * half) {
     const int64_t i = k % half, head = k / half, t = head / n_heads;
     double sin_v, cos_v;
@@ -133,6 +142,7 @@ __device__ __forceinline__ T from_float(float v) {
 template <typename T>
 __global__ void store_kv_kernel(const float* k, const float* v, T* k_cache, T* v_cache, int64_t kv_stride, int64_t n,
                                 const int32_t* position, int64_t capacity) {
+  wait_for_previous_kernel();
   const int64_t pos = *position;
   if (pos < 0 || pos >= capacity) return;  // nothing outside the cache is written
   const int64_t row = pos * kv_stride;
@@ -150,6 +160,7 @@ __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, i
                                 int half, const int32_t* position, int64_t first, const float* inv_freq,
                                 bool interleaved, T* k_cache, T* v_cache, int64_t kv_stride, int64_t capacity,
                                 float cos_sin_scale, const int32_t* row_positions, const int32_t* cache_rows) {
+  wait_for_previous_kernel();
   const int heads = n_heads + 2 * n_kv_heads, pairs = hd / 2;
   const int64_t per_row = int64_t(heads) * pairs;
   SLM_GRID_LOOP(k, n_rows * per_row) {
@@ -194,6 +205,7 @@ __global__ void qkv_rows_kernel(float* qkv, const float* bias, int64_t n_rows, i
 // head's RMSNorm over head_dim, with q_weight for the first n_q heads and k_weight for the rest.
 __global__ void head_rms_norm_kernel(float* x, int64_t n_rows, int64_t row_stride, int n_q, int n_norm, int hd,
                                      const float* q_weight, const float* k_weight, float eps) {
+  wait_for_previous_kernel();
   const int lane = int(threadIdx.x) & 31;
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
   for (int64_t k = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5); k < n_rows * n_norm; k += warps) {
@@ -209,6 +221,7 @@ __global__ void head_rms_norm_kernel(float* x, int64_t n_rows, int64_t row_strid
 }
 
 __global__ void silu_mul_rows_kernel(const float* gate_up, int64_t n_rows, int64_t n, float* out) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n_rows * n) {
     const int64_t t = k / n, i = k - t * n;
     const float g = gate_up[t * 2 * n + i];
@@ -226,6 +239,7 @@ template <typename T>
 __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(
     const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, const int32_t* position, int64_t capacity,
     int64_t n_splits, AttentionShape shape, float* partial, float* stats) {
+  wait_for_previous_kernel();
   __shared__ float scores[kKeysPerSplit];
   __shared__ float reduce[32];
   extern __shared__ float q_shared[];  // head_dim
@@ -359,6 +373,7 @@ template <typename T>
 __global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
     const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, const int32_t* position, int64_t capacity,
     int64_t n_splits, AttentionShape shape, float* partial, float* stats, unsigned int* done, float* result) {
+  wait_for_previous_kernel();
   __shared__ float probs[kKeysPerSplit];
   __shared__ bool last_block;
   __shared__ float reduce[32];
@@ -411,6 +426,7 @@ __global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
 // out[head] = sum_s exp(m_s - M) partial_s / sum_s exp(m_s - M) l_s.
 __global__ void attention_merge_kernel(const float* partial, const float* stats, int64_t n_splits, int64_t hd,
                                        float* out) {
+  wait_for_previous_kernel();
   const int64_t head = blockIdx.x;
   const float* stat = stats + head * n_splits * 2;
   float m = -INFINITY;
@@ -431,6 +447,7 @@ __global__ void attention_merge_kernel(const float* partial, const float* stats,
 
 // One block: the first index of the largest value (NaN skipped); -1 when there is none.
 __global__ void argmax_kernel(const float* x, int64_t n, int32_t* index) {
+  wait_for_previous_kernel();
   __shared__ float best_values[32];
   __shared__ int64_t best_indices[32];
   float best = -INFINITY;
@@ -484,6 +501,7 @@ __device__ __forceinline__ void better(float& best, int64_t& best_index, float v
 }
 
 __global__ void argmax_blocks_kernel(const float* x, int64_t n, int32_t* index, ArgmaxScratch* scratch) {
+  wait_for_previous_kernel();
   __shared__ float values[32];
   __shared__ int64_t indices[32];
   __shared__ bool last;
@@ -534,10 +552,12 @@ __global__ void argmax_blocks_kernel(const float* x, int64_t n, int32_t* index, 
 }
 
 __global__ void convert_half_kernel(const float* x, __half* dst, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) dst[k] = __float2half_rn(x[k]);
 }
 
 __global__ void convert_bf16_kernel(const float* x, __nv_bfloat16* dst, int64_t n) {
+  wait_for_previous_kernel();
   SLM_GRID_LOOP(k, n) dst[k] = __float2bfloat16_rn(x[k]);
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 
 namespace slm::cuda {
@@ -96,6 +97,7 @@ __device__ void select_top(float* values, int32_t* ids, int n, int k, float* out
 // grid (n_chunks, rows): partial[row][chunk] = {max, sum of exp(x - max)}, top[row][chunk][k].
 __global__ void top_chunks_kernel(const float* logits, int64_t vocab, int k, float2* partial, float* top_values,
                                   int32_t* top_ids) {
+  wait_for_previous_kernel();
   __shared__ float values[kChunk];
   __shared__ int32_t ids[kChunk];
   __shared__ float reduce[kThreads / 32];
@@ -139,6 +141,7 @@ __global__ void top_chunks_kernel(const float* logits, int64_t vocab, int k, flo
 // One block per row: lse[row] and the row's k best of the chunks' candidates.
 __global__ void top_merge_kernel(const float2* partial, const float* top_values, const int32_t* top_ids, int n_chunks,
                                  int k, int k_stride, float* lse, float* out_values, int32_t* out_ids) {
+  wait_for_previous_kernel();
   extern __shared__ float shared[];
   const int n = n_chunks * k;
   float* values = shared;
