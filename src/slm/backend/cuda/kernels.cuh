@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "slm/backend/cuda/cuda.hpp"
+#include "slm/backend/cuda/grid_dependency.cuh"
 #include "slm/backend/cuda/internal.hpp"
 
 namespace slm::cuda::kernels {
@@ -23,6 +24,38 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
+}
+
+// acc[r] += rows[r] . x over the pieces c0, c0 + stride, ... of the rows. The first pieces' weights
+// are loaded before wait_for_previous_kernel() (no kernel writes weights, so under programmatic
+// launch they arrive while the previous kernel finishes), then prepare() runs (it may read what that
+// kernel wrote); each iteration loads the next pieces before it multiplies the current ones.
+template <typename Format, int kR, typename X, typename Prepare>
+__device__ __forceinline__ void dot_rows(const Matrix& m, const int64_t (&rows)[kR], int64_t c0, int64_t stride,
+                                         const X& x, float (&acc)[kR], Prepare&& prepare) {
+  const int64_t n = Format::pieces(m);
+  typename Format::Piece cur[kR];
+  if (c0 < n) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) cur[r] = Format::load(m, rows[r], c0);
+  }
+  wait_for_previous_kernel();
+  prepare();
+  for (int64_t c = c0; c < n; c += stride) {
+    typename Format::Piece next[kR];
+    const bool more = c + stride < n;
+    if (more) {
+#pragma unroll
+      for (int r = 0; r < kR; ++r) next[r] = Format::load(m, rows[r], c + stride);
+    }
+    const typename Format::X xv = Format::load_x(x, c);
+#pragma unroll
+    for (int r = 0; r < kR; ++r) acc[r] = Format::dot(cur[r], c, xv, acc[r]);
+    if (more) {
+#pragma unroll
+      for (int r = 0; r < kR; ++r) cur[r] = next[r];
+    }
+  }
 }
 
 __device__ __forceinline__ uint4 load16(const uint8_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }

@@ -598,7 +598,6 @@ struct Iq4NlFormat {
 template <typename Format, typename Loader>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, Loader x, float* __restrict__ y,
                                                                      bool accumulate) {
-  wait_for_previous_kernel();
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -606,17 +605,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, L
   int64_t rows[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
-  const int64_t n_pieces = Format::pieces(m);
-  x.prepare(m.n_in);
   float acc[kRows] = {};
-  for (int64_t c = int64_t(warp) * 32 + lane; c < n_pieces; c += kWarpsPerBlock * 32) {
-    typename Format::Piece pieces[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) pieces[r] = Format::load(m, rows[r], c);
-    const typename Format::X xv = Format::load_x(x, c);
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
-  }
+  dot_rows<Format>(m, rows, int64_t(warp) * 32 + lane, kWarpsPerBlock * 32, x, acc, [&] { x.prepare(m.n_in); });
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float sum = warp_sum(acc[r]);

@@ -316,7 +316,6 @@ struct Iq4Nl {
 template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix m, XQ x, float* __restrict__ y,
                                                                           bool accumulate) {
-  wait_for_previous_kernel();
   constexpr int kRows = Format::kRows;
   __shared__ float partial[kWarpsPerBlock][kRows];
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -324,16 +323,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_kernel(Matrix
   int64_t rows[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
-  const int64_t n_pieces = Format::pieces(m);
   float acc[kRows] = {};
-  for (int64_t c = int64_t(warp) * 32 + lane; c < n_pieces; c += kWarpsPerBlock * 32) {
-    typename Format::Piece pieces[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) pieces[r] = Format::load(m, rows[r], c);
-    const typename Format::X xv = Format::load_x(x, c);
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
-  }
+  dot_rows<Format>(m, rows, int64_t(warp) * 32 + lane, kWarpsPerBlock * 32, x, acc, [] {});
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float sum = warp_sum(acc[r]);
@@ -355,24 +346,18 @@ template <typename Format>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_int8_short_kernel(Matrix m, XQ x,
                                                                                 float* __restrict__ y,
                                                                                 bool accumulate) {
-  wait_for_previous_kernel();
   constexpr int kWarpRows = Format::kRows / kWarpsPerBlock > 0 ? Format::kRows / kWarpsPerBlock : 1;
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
   const int64_t first_row = (int64_t(blockIdx.x) * kWarpsPerBlock + warp) * kWarpRows;
-  if (first_row >= m.n_out) return;
+  if (first_row >= m.n_out) {  // no rows: only the wait (warp 0 of block 0 always has rows)
+    wait_for_previous_kernel();
+    return;
+  }
   int64_t rows[kWarpRows];
 #pragma unroll
   for (int r = 0; r < kWarpRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);
-  const int64_t n_pieces = Format::pieces(m);
   float acc[kWarpRows] = {};
-  for (int64_t c = lane; c < n_pieces; c += 32) {
-    typename Format::Piece pieces[kWarpRows];
-#pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) pieces[r] = Format::load(m, rows[r], c);
-    const typename Format::X xv = Format::load_x(x, c);
-#pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) acc[r] = Format::dot(pieces[r], c, xv, acc[r]);
-  }
+  dot_rows<Format>(m, rows, lane, 32, x, acc, [] {});
 #pragma unroll
   for (int r = 0; r < kWarpRows; ++r) {
     const float sum = warp_sum(acc[r]);
