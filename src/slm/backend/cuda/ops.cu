@@ -304,11 +304,13 @@ __device__ __forceinline__ float4 load4(const __half* p) {
   return make_float4(a.x, a.y, b.x, b.y);
 }
 
-// One split of attention_split_vec_kernel over keys [first, last] (at least one).
+// One split of attention_split_vec_kernel over keys [first, last] (at least one): its unnormalized
+// output and {max, sum} into out and stat, or, with `direct`, the normalized output there (the split
+// is the head's only one).
 template <typename T>
 __device__ void split_block(const float* q, const T* k_cache, const T* v_cache, int64_t kv_stride, int64_t first,
                             int64_t last, int64_t head, const AttentionShape& shape, float* shared, float* probs,
-                            float* reduce, float* out, float* stat) {
+                            float* reduce, float* out, float* stat, float* direct) {
   const int tid = int(threadIdx.x);
   const int hd = int(shape.head_dim);
   const int64_t kv_col = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
@@ -357,9 +359,13 @@ __device__ void split_block(const float* q, const T* k_cache, const T* v_cache, 
   for (int d = tid; d < hd; d += blockDim.x) {
     float acc = 0.0f;
     for (int gg = 0; gg < groups; ++gg) acc += sums[gg * hd + d];
-    out[d] = acc;
+    if (direct != nullptr) {
+      direct[d] = acc / l;
+    } else {
+      out[d] = acc;
+    }
   }
-  if (tid == 0) {
+  if (tid == 0 && direct == nullptr) {
     stat[0] = m;
     stat[1] = l;
   }
@@ -381,40 +387,45 @@ __global__ void __launch_bounds__(kKeysPerSplit) attention_split_vec_kernel(
   const int hd = int(shape.head_dim);
   const int64_t head = blockIdx.x, split = blockIdx.y;
   const int64_t pos = *position;
+  // The grid covers the capacity (one graph for every position); only the splits holding keys of
+  // this step work: [first_split, last_split]. The others return at once.
+  if (pos < 0 || pos >= capacity) {  // no keys: the output is undefined, as with an empty softmax
+    if (split == 0) {
+      for (int d = int(threadIdx.x); d < hd; d += blockDim.x) result[head * hd + d] = NAN;
+    }
+    return;
+  }
   const int64_t start = shape.sliding_window > 0 ? max(int64_t(0), pos - shape.sliding_window + 1) : 0;
+  const int64_t first_split = start / kKeysPerSplit, last_split = pos / kKeysPerSplit;
+  if (split < first_split || split > last_split) return;
+  const int64_t n_active = last_split - first_split + 1;
   const int64_t first = max(start, split * kKeysPerSplit);
   const int64_t last = min(pos, split * kKeysPerSplit + kKeysPerSplit - 1);
   float* out = partial + (head * n_splits + split) * hd;
   float* stat = stats + (head * n_splits + split) * 2;
   const int tid = int(threadIdx.x);
-  if (first > last || pos >= capacity) {
-    for (int d = tid; d < hd; d += blockDim.x) out[d] = 0.0f;
-    if (tid == 0) {
-      stat[0] = -INFINITY;
-      stat[1] = 0.0f;
-    }
-  } else {
-    split_block<T>(q, k_cache, v_cache, kv_stride, first, last, head, shape, shared, probs, reduce, out, stat);
-  }
+  split_block<T>(q, k_cache, v_cache, kv_stride, first, last, head, shape, shared, probs, reduce, out, stat,
+                 n_active == 1 ? result + head * hd : nullptr);
+  if (n_active == 1) return;
   // The head's last block to finish merges its splits (no separate launch); it resets the counter.
   __threadfence();
   __syncthreads();
-  if (tid == 0) last_block = atomicAdd(done + head, 1u) == unsigned(n_splits) - 1;
+  if (tid == 0) last_block = atomicAdd(done + head, 1u) == unsigned(n_active) - 1;
   __syncthreads();
   if (!last_block) return;
   __threadfence();
   const float* head_stats = stats + head * n_splits * 2;
   float m = -INFINITY;
-  for (int64_t sp = 0; sp < n_splits; ++sp) m = fmaxf(m, __ldcg(head_stats + 2 * sp));
+  for (int64_t sp = first_split; sp <= last_split; ++sp) m = fmaxf(m, __ldcg(head_stats + 2 * sp));
   float l = 0.0f;
-  for (int64_t sp = 0; sp < n_splits; ++sp) {
+  for (int64_t sp = first_split; sp <= last_split; ++sp) {
     const float ls = __ldcg(head_stats + 2 * sp + 1);
     if (ls > 0.0f) l += expf(__ldcg(head_stats + 2 * sp) - m) * ls;
   }
   const float inv = 1.0f / l;
   for (int d = tid; d < hd; d += blockDim.x) {
     float acc = 0.0f;
-    for (int64_t sp = 0; sp < n_splits; ++sp) {
+    for (int64_t sp = first_split; sp <= last_split; ++sp) {
       const float ls = __ldcg(head_stats + 2 * sp + 1);
       if (ls > 0.0f) acc = fmaf(expf(__ldcg(head_stats + 2 * sp) - m), __ldcg(partial + (head * n_splits + sp) * hd + d), acc);
     }
