@@ -122,40 +122,10 @@ PRESETS = {
         "use_cache": True,
         "vocab_size": 128256,
     },
-    "llama-3.2-3b": {
-        "architectures": ["LlamaForCausalLM"],
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "bos_token_id": 128000,
-        "eos_token_id": 128001,
-        "head_dim": 128,
-        "hidden_act": "silu",
-        "hidden_size": 3072,
-        "initializer_range": 0.02,
-        "intermediate_size": 8192,
-        "max_position_embeddings": 131072,
-        "mlp_bias": False,
-        "model_type": "llama",
-        "num_attention_heads": 24,
-        "num_hidden_layers": 28,
-        "num_key_value_heads": 8,
-        "pretraining_tp": 1,
-        "rms_norm_eps": 1e-05,
-        "rope_scaling": {
-            "factor": 32.0,
-            "high_freq_factor": 4.0,
-            "low_freq_factor": 1.0,
-            "original_max_position_embeddings": 8192,
-            "rope_type": "llama3",
-        },
-        "rope_theta": 500000.0,
-        "tie_word_embeddings": True,
-        "torch_dtype": "bfloat16",
-        "transformers_version": "4.45.0.dev0",
-        "use_cache": True,
-        "vocab_size": 128256,
-    },
 }
+# Llama-3.2-3B: Llama-3.2-1B's published config with its own sizes.
+PRESETS["llama-3.2-3b"] = {**PRESETS["llama-3.2-1b"], "head_dim": 128, "hidden_size": 3072,
+                           "num_attention_heads": 24, "num_hidden_layers": 28}
 
 DTYPES = {
     # name: (safetensors dtype, torch_dtype in config.json, bytes per element)
