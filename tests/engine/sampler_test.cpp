@@ -4,6 +4,7 @@
 #include <map>
 #include <random>
 
+#include "slm/engine/batch_sequence.hpp"
 #include "slm/engine/logit_rows.hpp"
 #include "slm/engine/sampler.hpp"
 #include "slm/util/error.hpp"
@@ -171,6 +172,36 @@ TEST(TopLogits, LargestFirstLowerIdFirstAmongEqualNaNSkipped) {
       }
     }
   }
+}
+
+// A row with fewer numbers than k (NaN): its summary ends with id -1, and sampling from a summary
+// with no numbers is an error for that sequence, never a token id of -1.
+TEST(TopLogits, RowsWithNaNEndEarlyAndAnEmptySummaryIsAnError) {
+  const float nan = std::nanf("");
+  const std::vector<float> rows{nan, 2.0f, nan, 1.0f, nan, nan, nan, nan};  // two rows of 4
+  TopLogits top;
+  top.k = {3, 2};
+  top.k_max = 3;
+  summarize_rows(rows.data(), 4, top);
+  EXPECT_EQ(top.ids[0], 1);
+  EXPECT_EQ(top.ids[1], 3);
+  EXPECT_EQ(top.ids[2], -1);
+  EXPECT_EQ(top.ids[3], -1);  // row 1: nothing
+  EXPECT_EQ(top.lse[1], -INFINITY);
+
+  GenerationRequest r;
+  r.prompt = {1, 2};
+  r.sampling.temperature = 0.0f;
+  r.max_tokens = 4;
+  SchedulerSequence seq(1, r, [](const GenerationEvent&) { return true; });
+  std::vector<float> scratch;
+  std::vector<uint8_t> mask;
+  const LogitRow empty{nullptr, top.lse[1], top.ids.data() + 3, top.values.data() + 3, 0};
+  EXPECT_THROW(sample_next(seq, empty, 4, 16, nullptr, scratch, mask), Error);
+  const LogitRow two{nullptr, top.lse[0], top.ids.data(), top.values.data(), 2};
+  const SampleOutcome out = sample_next(seq, two, 4, 16, nullptr, scratch, mask);
+  EXPECT_EQ(out.event.token, 1);
+  EXPECT_NEAR(out.event.logprob, 2.0f - top.lse[0], 1e-6f);
 }
 
 // sample_top over a row's top candidates picks what sample() picks over the whole row, draw for draw.

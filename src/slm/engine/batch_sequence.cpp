@@ -69,8 +69,11 @@ SampleOutcome sample_next(SchedulerSequence& seq, const LogitRow& row, int64_t v
   TokenConstraint* constraint = seq.request.constraint.get();
   const float* logits = row.logits;
   if (logits == nullptr) {  // the row's top candidates only (no constraint, no penalties: see top_candidates)
-    if (constraint != nullptr || row.n_top <= 0) {
-      fail(ErrorKind::internal, "sampling: expected the whole row of logits for this sequence, found its top {}", row.n_top);
+    if (constraint != nullptr) {
+      fail(ErrorKind::internal, "sampling: a constrained sequence needs the whole row of logits, found its top only");
+    }
+    if (row.n_top <= 0) {
+      fail(ErrorKind::invalid_argument, "sampling: expected logits that are numbers, found only NaN");
     }
     const int32_t token = seq.sampler.sample_top({row.ids, size_t(row.n_top)}, {row.values, size_t(row.n_top)});
     seq.sampler.accept(token);

@@ -38,6 +38,7 @@ class CudaForward : public BatchForward {
   // Summaries on the device: only lse and the top logits of those rows cross to the host.
   void logits_top(const ForwardBatch& batch, KvCache& cache, float* logits, TopLogits& top) override {
     if (top.k_max <= 0) return run(batch, cache, logits, false);
+    if (vocab_ > cuda::top_logits_max_vocab()) return BatchForward::logits_top(batch, cache, logits, top);
     if (top.k_max > Sampler::kMaxTopCandidates) {
       fail(ErrorKind::invalid_argument, "CUDA forward: expected at most {} top logits per row, found {}",
            Sampler::kMaxTopCandidates, top.k_max);

@@ -64,7 +64,13 @@ void summarize_rows(const float* logits, int64_t vocab, TopLogits& top) {
     if (top.k[size_t(i)] <= 0) continue;
     const float* row = logits + i * vocab;
     top.lse[size_t(i)] = log_sum_exp(row, vocab);
-    top_logits(row, vocab, top.k[size_t(i)], top.ids.data() + i * top.k_max, top.values.data() + i * top.k_max);
+    int32_t* ids = top.ids.data() + i * top.k_max;
+    float* values = top.values.data() + i * top.k_max;
+    const int32_t n = top_logits(row, vocab, top.k[size_t(i)], ids, values);
+    for (int32_t j = n; j < top.k[size_t(i)]; ++j) {  // fewer numbers than k (NaN): the end, as on the GPU
+      ids[j] = -1;
+      values[j] = -INFINITY;
+    }
   }
 }
 

@@ -18,7 +18,8 @@ int32_t top_logits(const float* row, int64_t n, int32_t k, int32_t* ids, float* 
 
 // Per output row of a batch: how many top logits sampling needs (k[i] > 0), or the whole row
 // (k[i] == 0). A forward fills lse and the first min(k[i], vocab) entries of ids/values row i
-// (rows of k_max entries) for the former; the latter get their logits row.
+// (rows of k_max entries) for the former, id -1 where a row has fewer numbers (NaN); the latter get
+// their logits row.
 struct TopLogits {
   std::vector<int32_t> k;       // [outputs], filled by the caller
   int32_t k_max = 0;            // the largest k, filled by the caller

@@ -402,8 +402,10 @@ void Scheduler::Impl::finish_batch() {
         const int32_t k = top.k[out];
         if (k > 0) {
           const size_t at = out * size_t(top.k_max);
-          sample_row = LogitRow{nullptr, top.lse[out], top.ids.data() + at, top.values.data() + at,
-                                int32_t(std::min<int64_t>(k, vocab))};
+          const int32_t* ids = top.ids.data() + at;
+          int32_t n = int32_t(std::min<int64_t>(k, vocab));
+          n = int32_t(std::find_if(ids, ids + n, [](int32_t id) { return id < 0; }) - ids);  // NaN rows: fewer
+          sample_row = LogitRow{nullptr, top.lse[out], ids, top.values.data() + at, n};
         } else {
           sample_row.logits = row;
         }

@@ -79,7 +79,8 @@ std::vector<DeviceMatrix> upload_stacked(const std::vector<HostMatrix>& parts, c
 
 namespace {
 
-// Programmatic dependent launch for the decode graph: on compute capability 9.0 and newer, unless
+// Programmatic dependent launch for the decode graph: on compute capability 9.0 and newer with
+// kernels built for it, unless
 // SLM_CUDA_PDL=0 asks for ordinary edges (to measure the difference).
 bool programmatic_edges_wanted() {
   static const bool wanted = [] {
@@ -88,7 +89,7 @@ bool programmatic_edges_wanted() {
     int device = 0, major = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return false;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
-    return major >= 9;
+    return major >= 9 && detail::programmatic_launch_compiled();
   }();
   return wanted;
 }
@@ -629,6 +630,10 @@ void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidde
   if (n <= 0 || n > State::kChunk) {
     fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} rows, found {}", State::kChunk, n);
   }
+  if (top != nullptr && (top->k_max < 1 || top->k_max > State::kMaxTop || top->k == nullptr)) {
+    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} top logits per row, found {}", int(State::kMaxTop),
+         top->k_max);
+  }
   const int64_t bs = batch.block_size;
   if (bs <= 0 || c.kv_rows % bs != 0) {
     fail(ErrorKind::invalid_argument, "CUDA batch: expected a block size dividing the cache's {} rows, found {}",
@@ -708,10 +713,6 @@ void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidde
                          d_work, int64_t(work.size()), d + 3 * n, bs, s.layer_shape(layer), s.pattn.as<float>(), q_dim,
                          s.stream);
   });
-  if (top != nullptr && (top->k_max < 1 || top->k_max > State::kMaxTop || top->k == nullptr)) {
-    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} top logits per row, found {}", int(State::kMaxTop),
-         top->k_max);
-  }
   if (out != nullptr && batch.n_outputs > 0) s.gather_outputs(batch.outputs, batch.n_outputs, out, hidden, top);
   detail::check(cudaStreamSynchronize(s.stream), "batch");
 }

@@ -17,6 +17,9 @@ void check_launch(const char* what);
 [[noreturn]] void fail_argument(const std::string& message);
 [[noreturn]] void fail_unsupported(const std::string& message);
 
+// True when the kernels running on the current device were compiled for compute capability 9.0 or
+// newer, i.e. contain wait_for_previous_kernel()'s wait (an sm_80 build run on a Hopper device does not).
+bool programmatic_launch_compiled();
 // dst (f16, or bf16 when `bf16`) = x rounded, n values.
 void convert_f32(const float* x, void* dst, int64_t n, bool bf16, Stream stream);
 // dst f16 [rows][n_in] = rows [row0, row0 + rows) of w, dequantized (any upload_matrix type).

@@ -799,6 +799,15 @@ void argmax(const float* x, int64_t n, int32_t* index, void* scratch, Stream str
 
 namespace detail {
 
+bool programmatic_launch_compiled() {
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, scale_kernel) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.binaryVersion >= 90;
+}
+
 void convert_f32(const float* x, void* dst, int64_t n, bool bf16, Stream stream) {
   if (n <= 0) return;
   if (bf16) {

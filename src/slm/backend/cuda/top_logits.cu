@@ -122,7 +122,7 @@ __global__ void top_chunks_kernel(const float* logits, int64_t vocab, int k, flo
   if (m != -INFINITY) {
     for (int i = int(threadIdx.x); i < n; i += kThreads) {
       const float v = values[i];
-      if (v == v) s += __expf(v - m);
+      if (v == v) s += expf(v - m);
     }
   }
   for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
@@ -171,6 +171,8 @@ __global__ void top_merge_kernel(const float2* partial, const float* top_values,
 
 }  // namespace
 
+int64_t top_logits_max_vocab() { return int64_t(kMaxChunks) * kChunk; }
+
 size_t top_logits_scratch_bytes(int64_t rows, int64_t vocab, int k) {
   const int64_t chunks = (vocab + kChunk - 1) / kChunk;
   return size_t(rows * chunks) * (sizeof(float2) + size_t(k) * (sizeof(float) + sizeof(int32_t)));
@@ -193,8 +195,10 @@ void top_logits(const float* logits, int64_t rows, int64_t vocab, int k, float* 
   detail::check_launch("top_logits chunks");
   const size_t shared = size_t(chunks * k) * (sizeof(float) + sizeof(int32_t));
   static const bool opted_in = [] {
-    return cudaFuncSetAttribute(top_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                kMaxChunks * kMaxK * int(sizeof(float) + sizeof(int32_t))) == cudaSuccess;
+    const bool ok = cudaFuncSetAttribute(top_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         kMaxChunks * kMaxK * int(sizeof(float) + sizeof(int32_t))) == cudaSuccess;
+    if (!ok) (void)cudaGetLastError();  // not left pending for the next launch check
+    return ok;
   }();
   if (!opted_in && shared > 48 * 1024) detail::fail_unsupported("top_logits: the device refused 64 KiB of shared memory");
   top_merge_kernel<<<unsigned(rows), kThreads, shared, stream>>>(partial, top_values, top_ids, int(chunks), k, k, lse,
