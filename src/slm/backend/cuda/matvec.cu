@@ -47,37 +47,37 @@ __device__ __forceinline__ float4 load_x(const float* x, int64_t index4) {
 }
 
 // Activation loaders: float4 number i of the vector the product reads; prepare() runs once per block
-// before the first load (all threads).
+// before the first load (all threads); every row's sum is multiplied by factor() (all threads, after
+// the last load).
 struct PlainX {
   const float* x;
   __device__ void prepare(int64_t) {}
   __device__ float4 operator()(int64_t i) const { return load_x(x, i); }
+  __device__ float factor(int64_t) const { return 1.0f; }
 };
-// rms_norm(x) * weight: every block sums the squares of x itself (a few KB from L2) instead of a
-// separate launch writing the normalized vector.
+// rms_norm(x) * weight, the norm applied last: rows . (x * weight) scaled by 1 / rms(x). The block's
+// loads cover x exactly once, so the sum of squares is gathered along the way (no pass over x before
+// the first multiply, no separate launch writing the normalized vector).
 struct NormX {
   const float* x;
   const float* weight;
   float eps;
-  float inv;
-  __device__ void prepare(int64_t n) {
-    __shared__ float partial[kWarpsPerBlock];
-    float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) {
-      const float4 v = load_x(x, i);
-      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
-    }
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    ss = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarpsPerBlock; ++w) ss += partial[w];
-    inv = rsqrtf(ss / float(n) + eps);
-  }
+  mutable float ss = 0.0f;  // this thread's share of sum(x^2)
+  __device__ void prepare(int64_t) {}
   __device__ float4 operator()(int64_t i) const {
     const float4 v = load_x(x, i), w = load_x(weight, i);
-    return make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
+    ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+    return make_float4(v.x * w.x, v.y * w.y, v.z * w.z, v.w * w.w);
+  }
+  __device__ float factor(int64_t n) const {
+    __shared__ float partial[kWarpsPerBlock];
+    const float sum = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) total += partial[w];
+    return rsqrtf(total / float(n) + eps);
   }
 };
 // silu(gate) * up, computed as the product reads it (the MLP's down projection).
@@ -90,6 +90,7 @@ struct SiluMulX {
     return make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
                        g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
   }
+  __device__ float factor(int64_t) const { return 1.0f; }
 };
 
 constexpr float kTwo23 = 8388608.0f;
@@ -607,6 +608,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(Matrix m, L
   for (int r = 0; r < kRows; ++r) rows[r] = min(first_row + r, m.n_out - 1);  // duplicates are not written
   float acc[kRows] = {};
   dot_rows<Format>(m, rows, int64_t(warp) * 32 + lane, kWarpsPerBlock * 32, x, acc, [&] { x.prepare(m.n_in); });
+  const float factor = x.factor(m.n_in);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] *= factor;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const float sum = warp_sum(acc[r]);
@@ -692,7 +696,7 @@ void matvec_rms_norm(const DeviceMatrix& w, const float* x, const float* weight,
   dispatch(w.type, [&](auto format) {
     using Format = decltype(format);
     const auto blocks = unsigned((w.n_out + Format::kRows - 1) / Format::kRows);
-    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, NormX{x, weight, eps, 0.0f}, y, accumulate);
+    matvec_kernel<Format><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(m, NormX{x, weight, eps}, y, accumulate);
   });
   detail::check_launch("matvec_rms_norm");
 }
