@@ -147,7 +147,7 @@ void check_attention_rows(DType kv_type, int64_t head_dim, int64_t sliding_windo
 TEST(CudaPrefill, AttentionRowsMatchCpu) {
   SLM_REQUIRE_CUDA();
   for (const DType kv_type : {DType::F32, DType::F16}) {
-    for (const int64_t head_dim : {16, 64, 80, 128}) {
+    for (const int64_t head_dim : {16, 64, 80, 128, 256}) {
       for (const int64_t window : {0, 37}) {
         SCOPED_TRACE(std::string(dtype_name(kv_type)) + " head_dim " + std::to_string(head_dim) + " window " +
                      std::to_string(window));
@@ -166,9 +166,10 @@ TEST(CudaPrefill, AttentionRowsRejectsBadArguments) {
   EXPECT_THROW(attention_rows(p, 64, p, p, DType::F32, 32, 4, 10, 12, shape, p, 64), Error);  // past the cache
   EXPECT_THROW(attention_rows(p, 32, p, p, DType::F32, 32, 1, 0, 12, shape, p, 64), Error);   // short q rows
   EXPECT_THROW(attention_rows(p, 64, p, p, DType::BF16, 32, 1, 0, 12, shape, p, 64), Error);  // cache type
-  const AttentionShape wide{4, 2, 256, 0, 0.0625f};
-  EXPECT_FALSE(attention_rows_supported(256));
-  EXPECT_THROW(attention_rows(p, 2048, p, p, DType::F32, 512, 1, 0, 2, wide, p, 2048), Error);
+  const AttentionShape wide{4, 2, 264, 0, 0.0625f};  // past the largest head the kernel takes (256)
+  EXPECT_FALSE(attention_rows_supported(264));
+  EXPECT_FALSE(attention_rows_supported(0));
+  EXPECT_THROW(attention_rows(p, 2112, p, p, DType::F32, 528, 1, 0, 2, wide, p, 2112), Error);
 }
 
 // A small random model in `type` (norm weights near 1, q/k/v biases) whose prefill must agree with
@@ -179,17 +180,19 @@ struct RandomModel {
   std::vector<std::vector<float>> vectors;
   DecoderWeights weights;
 
-  RandomModel(DType type, int64_t max_positions) {
+  RandomModel(DType type, int64_t max_positions, int64_t head_dim = 64) {
     config.dim = 256;
     config.n_layers = 2;
     config.n_heads = 4;
     config.n_kv_heads = 2;
-    config.head_dim = 64;
+    config.head_dim = head_dim;
     config.ffn_dim = 512;
     config.vocab_size = 1000;
     config.max_positions = max_positions;
     config.norm_eps = 1e-6f;
-    for (int64_t i = 0; i < 32; ++i) config.inv_freq.push_back(std::pow(10000.0f, -float(2 * i) / 64.0f));
+    for (int64_t i = 0; i < head_dim / 2; ++i) {
+      config.inv_freq.push_back(std::pow(10000.0f, -float(2 * i) / float(head_dim)));
+    }
     matrices.reserve(32);
     vectors.reserve(32);
     uint32_t seed = 500;
@@ -207,7 +210,7 @@ struct RandomModel {
       vectors.push_back(random_floats(size_t(n), seed++, lo, hi));
       return vectors.back().data();
     };
-    const int64_t q_dim = 256, kv_dim = 128;
+    const int64_t q_dim = config.n_heads * head_dim, kv_dim = config.n_kv_heads * head_dim;
     weights.token_embd = matrix(config.vocab_size, config.dim, 1.0f);
     weights.output = matrix(config.vocab_size, config.dim, 0.1f);
     weights.output_norm = vec(config.dim, 0.8f, 1.2f);
@@ -232,9 +235,9 @@ struct RandomModel {
 
 using slm_test::relative_l2;
 
-void check_prefill_against_steps(DType type, double bound) {
+void check_prefill_against_steps(DType type, double bound, int64_t head_dim = 64) {
   const int64_t n = 600;  // two chunks of 512 and more than one attention split
-  RandomModel model(type, 700);
+  RandomModel model(type, 700, head_dim);
   model.config.int8_activations = false;  // the steps' products in f32 activations: the reference side
   std::vector<int32_t> tokens(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) tokens[size_t(i)] = int32_t((i * 7919 + 13) % model.config.vocab_size);
@@ -278,6 +281,12 @@ TEST(CudaPrefill, F32PrefillMatchesSteps) {
 TEST(CudaPrefill, F16PrefillMatchesSteps) {
   SLM_REQUIRE_CUDA();
   check_prefill_against_steps(DType::F16, 1e-2);  // activations rounded to f16 for the tensor cores
+}
+
+// Gemma 3's head_dim: the prompt attention's largest tile (about 169 KB of shared memory per block).
+TEST(CudaPrefill, HeadDim256PrefillMatchesSteps) {
+  SLM_REQUIRE_CUDA();
+  check_prefill_against_steps(DType::F32, 1e-5, 256);
 }
 
 TEST(CudaPrefill, Q8PrefillMatchesSteps) {

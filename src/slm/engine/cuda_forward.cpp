@@ -115,7 +115,7 @@ std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> mod
   config.cuda_graph = false;
   auto decoder = std::make_unique<cuda::LlamaDecoder>(config, cuda_decoder_weights(*model));
   if (!decoder->prefill_supported()) {
-    fail(ErrorKind::unsupported, "CUDA: batched serving needs head_dim <= 128, found {} (use --device cpu)", mc.head_dim);
+    fail(ErrorKind::unsupported, "CUDA: batched serving needs head_dim <= 256 within the device's shared memory, found {} (use --device cpu)", mc.head_dim);
   }
   if (max_rows > decoder->max_batch_rows()) {
     fail(ErrorKind::out_of_range, "CUDA: expected at most {} tokens per batch on the GPU, found {}",

@@ -20,7 +20,7 @@ namespace {
 constexpr int kRowsPerBlock = 32;  // query rows
 constexpr int kKeysPerTile = 64;
 constexpr int kThreads = 256;       // 8 threads per query row
-constexpr int kMaxHeadDim = 128;
+constexpr int kMaxHeadDim = 256;  // and no more shared memory than the device gives one block
 
 template <typename T>
 __device__ __forceinline__ float load_float(const T* p) {
@@ -204,15 +204,30 @@ void launch_rows(const float* q, int64_t q_stride, const void* k_cache, const vo
   } else if (shape.head_dim <= 64) {
     launch_rows_acc<T, 8>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
                           paging, stream);
-  } else {
+  } else if (shape.head_dim <= 128) {
     launch_rows_acc<T, 16>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
+                           paging, stream);
+  } else {  // Gemma's 256: about 169 KB of shared memory per block
+    launch_rows_acc<T, 32>(q, q_stride, k_cache, v_cache, kv_stride, n_rows, p0, shape, out, out_stride, grid, bytes,
                            paging, stream);
   }
 }
 
 }  // namespace
 
-bool attention_rows_supported(int64_t head_dim) { return head_dim > 0 && head_dim <= kMaxHeadDim; }
+bool attention_rows_supported(int64_t head_dim) {
+  if (head_dim <= 0 || head_dim > kMaxHeadDim) return false;
+  static const int max_shared = [] {
+    int device = 0, bytes = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 48 * 1024;
+    }
+    return bytes;
+  }();
+  return shared_bytes(head_dim) <= size_t(max_shared);
+}
 
 namespace {
 
@@ -221,7 +236,8 @@ void check_rows_call(const float* q, int64_t q_stride, const void* k_cache, cons
   require(kv_type == DType::F32 || kv_type == DType::F16, "attention_rows: expected an f32 or f16 cache");
   require(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
           "attention_rows: expected n_heads a positive multiple of n_kv_heads");
-  require(attention_rows_supported(shape.head_dim), "attention_rows: expected 0 < head_dim <= 128");
+  require(attention_rows_supported(shape.head_dim),
+          "attention_rows: expected 0 < head_dim <= 256 within the device's shared memory per block");
   require(kv_stride >= shape.n_kv_heads * shape.head_dim, "attention_rows: kv_stride shorter than a cache row");
   require(q_stride >= shape.n_heads * shape.head_dim && out_stride >= shape.n_heads * shape.head_dim,
           "attention_rows: q or out rows shorter than n_heads * head_dim");

@@ -626,7 +626,8 @@ void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidde
   const DecoderConfig& c = s.config;
   const int64_t n = batch.n_rows;
   if (c.kv_rows <= 0) fail(ErrorKind::invalid_argument, "CUDA decoder: forward_paged needs a paged cache (kv_rows)");
-  if (!prefill_supported()) fail(ErrorKind::unsupported, "CUDA batch: expected head_dim <= 128, found {}", c.head_dim);
+  if (!prefill_supported()) fail(ErrorKind::unsupported, "CUDA batch: expected head_dim <= 256 (within the device's shared memory), found {}",
+                                     c.head_dim);
   if (n <= 0 || n > State::kChunk) {
     fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} rows, found {}", State::kChunk, n);
   }
@@ -723,7 +724,7 @@ int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position
   if (c.kv_rows > 0) fail(ErrorKind::invalid_argument, "CUDA decoder: a paged cache runs forward_paged, not prefill");
   if (n <= 0 || tokens == nullptr) fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens, found none");
   if (!prefill_supported()) {
-    fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 128, found {}", c.head_dim);
+    fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 256 (within the device's shared memory), found {}", c.head_dim);
   }
   if (position < 0 || int64_t(position) + n > c.max_positions) {
     fail(ErrorKind::out_of_range, "CUDA prefill: positions [{}, {}) pass the cache of {}", position,

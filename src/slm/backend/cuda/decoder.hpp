@@ -116,7 +116,7 @@ class LlamaDecoder {
   // greedy next token; copies the vocab_size logits into `logits` when it is not null.
   int32_t step(int32_t token, int32_t position, float* logits = nullptr);
 
-  // True when prefill() can run this model (head_dim <= 128).
+  // True when prefill() can run this model (head_dim <= 256 and its attention tile fits the shared memory).
   bool prefill_supported() const;
   // Runs n tokens at positions position .. position + n - 1 (the cache must hold [0, position)) as
   // one batch per chunk of up to 512 rows: every projection a cuBLAS product on the tensor cores
@@ -126,7 +126,7 @@ class LlamaDecoder {
   int32_t prefill(const int32_t* tokens, int64_t n, int32_t position, float* logits = nullptr,
                   bool all_logits = false);
 
-  // A batch of rows from several sequences over the paged cache (config.kv_rows > 0; head_dim <= 128):
+  // A batch of rows from several sequences over the paged cache (config.kv_rows > 0; prefill_supported()):
   // every row's keys and values into its cache row, then for each output row its logits (out:
   // [n_outputs][vocab_size], host) or, with `hidden`, its final-norm hidden state ([n_outputs][dim]).
   // Projections are cuBLAS products over all rows; attention is one launch for all sequences.
