@@ -123,6 +123,30 @@ PRESETS = {
         "vocab_size": 128256,
     },
 }
+# Mistral-7B-v0.1's published config.
+PRESETS["mistral-7b"] = {
+    "architectures": ["MistralForCausalLM"],
+    "attention_dropout": 0.0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 32768,
+    "model_type": "mistral",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 10000.0,
+    "sliding_window": 4096,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.34.0.dev0",
+    "use_cache": True,
+    "vocab_size": 32000,
+}
 # Llama-3.2-3B: Llama-3.2-1B's published config with its own sizes.
 PRESETS["llama-3.2-3b"] = {**PRESETS["llama-3.2-1b"], "head_dim": 128, "hidden_size": 3072,
                            "num_attention_heads": 24, "num_hidden_layers": 28}
