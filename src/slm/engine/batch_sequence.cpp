@@ -28,8 +28,7 @@ std::vector<TokenLogprob> top_tokens(const float* logits, int64_t vocab, int32_t
 namespace {
 
 // The sampled token (in out.event) joins the sequence; the end conditions after it.
-SampleOutcome finish_token(SchedulerSequence& seq, SampleOutcome& out, const TokenConstraint* constraint,
-                           int64_t n_ctx) {
+void finish_token(SchedulerSequence& seq, SampleOutcome& out, const TokenConstraint* constraint, int64_t n_ctx) {
   GenerationEvent& ev = out.event;
   ++seq.generated;
   seq.tokens.push_back(ev.token);
@@ -39,7 +38,6 @@ SampleOutcome finish_token(SchedulerSequence& seq, SampleOutcome& out, const Tok
     ev.finish = FinishReason::length;
   }
   out.finished = ev.finish != FinishReason::none;
-  return std::move(out);
 }
 
 }  // namespace
@@ -87,7 +85,8 @@ SampleOutcome sample_next(SchedulerSequence& seq, const LogitRow& row, int64_t v
     for (int32_t i = 0; i < std::min(seq.request.top_logprobs, row.n_top); ++i) {
       ev.top_logprobs.push_back({row.ids[i], row.values[i] - row.lse});
     }
-    return finish_token(seq, out, nullptr, n_ctx);
+    finish_token(seq, out, nullptr, n_ctx);
+    return out;
   }
   // Logprobs come from the raw logits; the sampler sees a masked copy.
   const float lse = log_sum_exp(logits, vocab);
@@ -122,7 +121,8 @@ SampleOutcome sample_next(SchedulerSequence& seq, const LogitRow& row, int64_t v
   ev.token = token;
   ev.logprob = logits[token] - lse;
   ev.top_logprobs = top_tokens(logits, vocab, seq.request.top_logprobs, lse);
-  return finish_token(seq, out, constraint, n_ctx);
+  finish_token(seq, out, constraint, n_ctx);
+  return out;
 }
 
 void release_blocks(SchedulerSequence& seq, KvCache& cache) {

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "slm/engine/cuda_session.hpp"
-#include "slm/engine/sampler.hpp"
 #include "slm/util/error.hpp"
 
 #ifdef SLM_HAVE_CUDA
@@ -38,12 +37,10 @@ class CudaForward : public BatchForward {
   // Summaries on the device: only lse and the top logits of those rows cross to the host.
   void logits_top(const ForwardBatch& batch, KvCache& cache, float* logits, TopLogits& top) override {
     if (top.k_max <= 0) return run(batch, cache, logits, false);
-    if (vocab_ > cuda::top_logits_max_vocab()) return BatchForward::logits_top(batch, cache, logits, top);
-    if (top.k_max > Sampler::kMaxTopCandidates) {
-      fail(ErrorKind::invalid_argument, "CUDA forward: expected at most {} top logits per row, found {}",
-           Sampler::kMaxTopCandidates, top.k_max);
+    if (vocab_ > cuda::top_logits_max_vocab() || top.k_max > cuda::kTopLogitsMaxK) {  // beyond the device's summary
+      return BatchForward::logits_top(batch, cache, logits, top);
     }
-    top.reserve_outputs();
+    top.resize_outputs();
     cuda::PagedTop t;
     t.k = top.k.data();
     t.k_max = top.k_max;
@@ -115,7 +112,9 @@ std::unique_ptr<BatchForward> make_cuda_forward(std::shared_ptr<const Model> mod
   config.cuda_graph = false;
   auto decoder = std::make_unique<cuda::LlamaDecoder>(config, cuda_decoder_weights(*model));
   if (!decoder->prefill_supported()) {
-    fail(ErrorKind::unsupported, "CUDA: batched serving needs head_dim <= 256 within the device's shared memory, found {} (use --device cpu)", mc.head_dim);
+    fail(ErrorKind::unsupported,
+         "CUDA: batched serving needs head_dim <= 256 within the device's shared memory, found {} (use --device cpu)",
+         mc.head_dim);
   }
   if (max_rows > decoder->max_batch_rows()) {
     fail(ErrorKind::out_of_range, "CUDA: expected at most {} tokens per batch on the GPU, found {}",

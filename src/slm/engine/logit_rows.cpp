@@ -50,14 +50,14 @@ int32_t top_logits(const float* row, int64_t n, int32_t k, int32_t* ids, float* 
   return int32_t(heap.size());
 }
 
-void TopLogits::reserve_outputs() {
+void TopLogits::resize_outputs() {
   lse.resize(k.size());
   ids.resize(k.size() * size_t(k_max));
   values.resize(k.size() * size_t(k_max));
 }
 
 void summarize_rows(const float* logits, int64_t vocab, TopLogits& top) {
-  top.reserve_outputs();
+  top.resize_outputs();
   const int64_t n = int64_t(top.k.size());
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int64_t i = 0; i < n; ++i) {

@@ -31,8 +31,8 @@ struct TopLogits {
     k.clear();
     k_max = 0;
   }
-  // Sizes lse/ids/values for k.size() outputs of k_max entries.
-  void reserve_outputs();
+  // Sizes lse/ids/values for k.size() outputs of k_max entries (the forward does, before filling them).
+  void resize_outputs();
 };
 
 // Fills the summary of every output with k[i] > 0 from its full logits row (logits: [outputs][vocab]).

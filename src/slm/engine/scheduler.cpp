@@ -461,7 +461,6 @@ bool Scheduler::Impl::step() {
   if (batch.rows() == 0) return embedded;
   logits.resize(batch.outputs.size() * size_t(vocab));
   try {
-    top.reserve_outputs();
     forward->logits_top(batch, cache, logits.data(), top);
   } catch (const std::exception& e) {
     for (SchedulerSequence* seq : batch_seqs) end(*seq, FinishReason::error, e.what());

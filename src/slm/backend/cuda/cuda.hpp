@@ -285,6 +285,7 @@ void argmax(const float* x, int64_t n, int32_t* index, void* scratch, Stream str
 // largest logits, largest first (equal logits: the lower id first; NaN never taken), in
 // values/ids[row * k ...] (id -1 past the end when a row has fewer than k numbers). k: 1 to 64;
 // vocabularies up to 512k. scratch: device memory of top_logits_scratch_bytes(rows, vocab, k).
+constexpr int kTopLogitsMaxK = 64;
 size_t top_logits_scratch_bytes(int64_t rows, int64_t vocab, int k);
 int64_t top_logits_max_vocab();
 void top_logits(const float* logits, int64_t rows, int64_t vocab, int k, float* lse, int32_t* ids, float* values,

@@ -75,13 +75,8 @@ std::vector<DeviceMatrix> upload_stacked(const std::vector<HostMatrix>& parts, c
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // Programmatic dependent launch for the decode graph: on compute capability 9.0 and newer with
-// kernels built for it, unless
-// SLM_CUDA_PDL=0 asks for ordinary edges (to measure the difference).
+// kernels built for it, unless SLM_CUDA_PDL=0 asks for ordinary edges (to measure the difference).
 bool programmatic_edges_wanted() {
   static const bool wanted = [] {
     const char* env = std::getenv("SLM_CUDA_PDL");
@@ -172,9 +167,8 @@ struct LlamaDecoder::State {
   void gather_outputs(const int64_t* outputs, int64_t n_out, float* out, bool hidden, const PagedTop* top);
   // Output logits rows through pinned memory, and their device summaries (allocated on first use).
   float* host_rows = nullptr;  // pinned [kLogitRows][vocab_size]
-  float* host_top = nullptr;   // pinned [kLogitRows][1 + 2 * kMaxTop]: lse, ids, values
+  float* host_top = nullptr;   // pinned [kLogitRows][1 + 2 * kTopLogitsMaxK]: lse, ids, values
   DeviceBuffer ptop, top_scratch;
-  static constexpr int kMaxTop = 64;
 
   // y rows (y_stride apart) = x rows times the stacked matrices (consecutive column ranges of y).
   void row_products(const std::vector<DeviceMatrix>& ws, const float* x, int64_t n, float* y, int64_t y_stride) {
@@ -569,10 +563,10 @@ void LlamaDecoder::State::gather_outputs(const int64_t* outputs, int64_t n_out, 
   const int k = top != nullptr ? top->k_max : 0;
   const int64_t top_floats = 1 + 2 * int64_t(k);  // per row: lse, ids, values
   if (k > 0 && host_top == nullptr) {
-    const size_t bytes = size_t(kLogitRows) * (1 + 2 * kMaxTop) * 4;
+    const size_t bytes = size_t(kLogitRows) * (1 + 2 * kTopLogitsMaxK) * 4;
     detail::check(cudaMallocHost(reinterpret_cast<void**>(&host_top), bytes), "cudaMallocHost top logits");
     ptop = DeviceBuffer(bytes);
-    top_scratch = DeviceBuffer(top_logits_scratch_bytes(kLogitRows, c.vocab_size, kMaxTop));
+    top_scratch = DeviceBuffer(top_logits_scratch_bytes(kLogitRows, c.vocab_size, kTopLogitsMaxK));
   }
   float* gathered = px.as<float>();  // x is not needed after the final norm
   for (int64_t i = 0; i < n_out; ++i) {
@@ -626,13 +620,15 @@ void LlamaDecoder::forward_paged(const PagedBatch& batch, float* out, bool hidde
   const DecoderConfig& c = s.config;
   const int64_t n = batch.n_rows;
   if (c.kv_rows <= 0) fail(ErrorKind::invalid_argument, "CUDA decoder: forward_paged needs a paged cache (kv_rows)");
-  if (!prefill_supported()) fail(ErrorKind::unsupported, "CUDA batch: expected head_dim <= 256 (within the device's shared memory), found {}",
-                                     c.head_dim);
+  if (!prefill_supported()) {
+    fail(ErrorKind::unsupported, "CUDA batch: expected head_dim <= 256 (within the device's shared memory), found {}",
+         c.head_dim);
+  }
   if (n <= 0 || n > State::kChunk) {
     fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} rows, found {}", State::kChunk, n);
   }
-  if (top != nullptr && (top->k_max < 1 || top->k_max > State::kMaxTop || top->k == nullptr)) {
-    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} top logits per row, found {}", int(State::kMaxTop),
+  if (top != nullptr && (top->k_max < 1 || top->k_max > kTopLogitsMaxK || top->k == nullptr)) {
+    fail(ErrorKind::invalid_argument, "CUDA batch: expected 1 to {} top logits per row, found {}", kTopLogitsMaxK,
          top->k_max);
   }
   const int64_t bs = batch.block_size;
@@ -724,7 +720,8 @@ int32_t LlamaDecoder::prefill(const int32_t* tokens, int64_t n, int32_t position
   if (c.kv_rows > 0) fail(ErrorKind::invalid_argument, "CUDA decoder: a paged cache runs forward_paged, not prefill");
   if (n <= 0 || tokens == nullptr) fail(ErrorKind::invalid_argument, "CUDA prefill: expected tokens, found none");
   if (!prefill_supported()) {
-    fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 256 (within the device's shared memory), found {}", c.head_dim);
+    fail(ErrorKind::unsupported, "CUDA prefill: expected head_dim <= 256 (within the device's shared memory), found {}",
+         c.head_dim);
   }
   if (position < 0 || int64_t(position) + n > c.max_positions) {
     fail(ErrorKind::out_of_range, "CUDA prefill: positions [{}, {}) pass the cache of {}", position,

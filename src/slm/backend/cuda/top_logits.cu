@@ -25,7 +25,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kChunk = 4096;
 constexpr int kMaxChunks = 128;  // vocabularies up to 512k logits
-constexpr int kMaxK = 64;
+constexpr int kMaxK = kTopLogitsMaxK;
 
 struct Best {
   float value;
